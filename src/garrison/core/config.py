@@ -1,0 +1,237 @@
+"""Settings: one typed object, built at the entry point and passed down.
+
+Precedence, lowest first:
+
+1. built-in defaults;
+2. the configuration file: ``garrison.toml``, or ``[tool.garrison]`` in ``pyproject.toml``, found in
+   the working directory or the nearest parent that has one (``garrison.toml`` wins when a
+   directory has both), or named with ``--config``;
+3. ``GARRISON_<SETTING>`` environment variables (lists are comma-separated);
+4. command-line flags.
+
+Keys are written in kebab-case in files (``fail-on``) and upper snake case in the environment
+(``GARRISON_FAIL_ON``). An unknown key in a file is an error naming the file and the key.
+:func:`load_settings` also returns where every value came from, for ``garrison config show``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from garrison.core.errors import ConfigError
+from garrison.core.severity import Severity
+
+ENV_PREFIX = "GARRISON_"
+CONFIG_FILENAME = "garrison.toml"
+DEFAULT_STATE_DIR = ".garrison"
+
+OutputFormat = Literal["console", "json", "sarif", "html"]
+
+
+class Settings(BaseModel):
+    """Every setting Garrison reads. Field descriptions are shown by ``garrison config show``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    db: str | None = Field(
+        default=None,
+        description="Findings store: a SQLAlchemy URL or a file path. Default: .garrison/garrison.db",
+    )
+    store: bool = Field(default=True, description="Save scan runs in the store.")
+    fail_on: Severity = Field(
+        default=Severity.HIGH, description="Lowest severity that makes a scan exit with code 1."
+    )
+    format: OutputFormat = Field(default="console", description="Report format.")
+    select: tuple[str, ...] = Field(default=(), description="Only these rule ids or families.")
+    ignore: tuple[str, ...] = Field(default=(), description="Leave out these rule ids or families.")
+    baseline: Path | None = Field(
+        default=None, description="Report only findings not in this earlier JSON or SARIF report."
+    )
+    allow_incomplete: bool = Field(
+        default=False, description="Exit 0 rather than 3 when some asset could not be scanned."
+    )
+    exclude: tuple[str, ...] = Field(
+        default=(
+            ".git",
+            ".hg",
+            ".svn",
+            ".garrison",
+            ".venv",
+            "venv",
+            "__pycache__",
+            "node_modules",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".pytest_cache",
+        ),
+        description="Glob patterns of file or directory names not to scan.",
+    )
+    max_files: int = Field(default=200_000, ge=1, description="Most files one scan reads.")
+    max_file_bytes: int = Field(default=64 * 2**30, ge=1, description="Largest file a scan reads, in bytes.")
+    progress: bool = Field(default=True, description="Show progress bars on stderr.")
+
+    @field_validator("fail_on", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> Severity:
+        if isinstance(value, str | int | Severity):
+            return Severity.parse(value, where="fail-on")
+        raise ValueError("must be a severity name")
+
+    def db_url(self, root: Path) -> str:
+        """The store URL: ``db`` as given, a file path turned into a SQLite URL, or the default."""
+        if self.db is None:
+            return "sqlite:///" + str((root / DEFAULT_STATE_DIR / "garrison.db").resolve())
+        if "://" in self.db:
+            return self.db
+        return "sqlite:///" + str(Path(self.db).expanduser().resolve())
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(Settings.model_fields)
+_LIST_FIELDS = {"select", "ignore", "exclude"}
+_PATH_FIELDS = {"baseline"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """Where a setting's value came from."""
+
+    kind: Literal["default", "file", "env", "flag"]
+    """Which layer set it."""
+    detail: str = ""
+    """The file path, variable name or flag."""
+
+    def __str__(self) -> str:
+        return self.kind if not self.detail else f"{self.kind} ({self.detail})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedSettings:
+    """The settings, where each came from, and the project root they were resolved against."""
+
+    settings: Settings
+    sources: Mapping[str, Source]
+    root: Path
+    """Directory of the configuration file, or the working directory when there is none."""
+    config_file: Path | None
+
+
+def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest ``garrison.toml`` or ``pyproject.toml`` with ``[tool.garrison]``, and its table."""
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("garrison")
+            if isinstance(table, dict):
+                return pyproject, table
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
+
+
+def _from_file(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in SETTING_NAMES:
+            raise ConfigError(
+                f"{path}: unknown setting {key!r}",
+                hint="known settings: " + ", ".join(_kebab(n) for n in SETTING_NAMES),
+            )
+        relative_path = name in _PATH_FIELDS or (name == "db" and "://" not in str(value))
+        if relative_path and isinstance(value, str):
+            values[name] = str((path.parent / value).resolve())
+        else:
+            values[name] = value
+    return values
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        if name in _LIST_FIELDS:
+            values[name] = tuple(part.strip() for part in raw.split(",") if part.strip())
+        else:
+            values[name] = raw
+    return values
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    config_file: Path | None = None,
+) -> LoadedSettings:
+    """Build settings from every layer; raise ``ConfigError`` naming the layer and key that is wrong.
+
+    ``flags`` holds only the flags the user gave (``None`` values are ignored).
+    """
+    env = os.environ if env is None else env
+    cwd = (cwd or Path.cwd()).resolve()
+    layers: list[tuple[Source, dict[str, Any]]] = []
+    found: tuple[Path, dict[str, Any]] | None
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"configuration file {config_file} does not exist")
+        table = _read_toml(config_file)
+        if config_file.name == "pyproject.toml":
+            table = table.get("tool", {}).get("garrison", {})
+        found = (config_file.resolve(), table)
+    else:
+        found = find_config_file(cwd)
+    if found is not None:
+        layers.append((Source(kind="file", detail=str(found[0])), _from_file(*found)))
+    env_values = _from_env(env)
+    for key, value in env_values.items():
+        layers.append((Source(kind="env", detail=ENV_PREFIX + key.upper()), {key: value}))
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key not in SETTING_NAMES:
+            raise ConfigError(f"unknown setting {key!r} passed as a flag")
+        layers.append((Source(kind="flag", detail="--" + _kebab(key)), {key: value}))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, Source] = {name: Source(kind="default") for name in SETTING_NAMES}
+    for source, values in layers:
+        for key, value in values.items():
+            merged[key] = value
+            sources[key] = source
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        where = sources.get(key, Source(kind="default"))
+        raise ConfigError(
+            f"setting {_kebab(key)!r} from {where}: {err['msg']} (got {merged.get(key)!r})"
+        ) from None
+    root = found[0].parent if found is not None else cwd
+    return LoadedSettings(
+        settings=settings, sources=sources, root=root, config_file=found[0] if found else None
+    )

@@ -1,0 +1,101 @@
+"""Events: things that happened at run time, appended to a tamper-evident log."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from garrison.core.errors import InputError
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds: ``2026-11-25T21:58:00.000000Z``. Sorts as text."""
+    if moment.tzinfo is None:
+        raise InputError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`format_timestamp`."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise InputError(f"{text!r} is not a Garrison timestamp") from None
+
+
+def _check_json(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | str | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"event data {path} is {value}, which JSON cannot hold")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"event data {path} has a non-string key {key!r}")
+            _check_json(item, f"{path}.{key}")
+        return
+    raise InputError(f"event data {path} is a {type(value).__name__}, not a JSON value")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened: a scan finished, a key was created, a request was denied."""
+
+    type: str
+    """Dotted lower-case name, for example ``scan.completed`` or ``gateway.request.denied``."""
+    actor: str
+    """Who or what caused it: a user, an API key id (never the key), ``garrison``."""
+    subject: str = ""
+    """What it happened to: an asset key, a run id, a route."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-compatible details. Secrets must be masked before they get here."""
+    occurred_at: datetime = field(default_factory=utc_now)
+    """When it happened (UTC)."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Unique id."""
+
+    def __post_init__(self) -> None:
+        if not EVENT_TYPE_RE.match(self.type):
+            raise InputError(
+                f"event type {self.type!r} must be dotted lower-case words, like 'scan.completed'"
+            )
+        if self.occurred_at.tzinfo is None:
+            raise InputError("event time must be timezone-aware")
+        _check_json(dict(self.data), "data")
+
+    def payload(self) -> dict[str, Any]:
+        """The fields the chain hash covers, as JSON-compatible values."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "actor": self.actor,
+            "subject": self.subject,
+            "occurred_at": format_timestamp(self.occurred_at),
+            "data": self.data,
+        }
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic UTF-8 JSON: sorted keys, no insignificant white space, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
