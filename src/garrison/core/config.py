@@ -81,7 +81,10 @@ class Settings(BaseModel):
     @classmethod
     def _severity(cls, value: object) -> Severity:
         if isinstance(value, str | int | Severity):
-            return Severity.parse(value, where="fail-on")
+            try:
+                return Severity.parse(value, where="fail-on")
+            except ConfigError as exc:
+                raise ValueError(f"not a severity; {exc.hint}") from None
         raise ValueError("must be a severity name")
 
     def db_url(self, root: Path) -> str:
@@ -229,7 +232,8 @@ def load_settings(
         key = str(err["loc"][0]) if err["loc"] else "?"
         where = sources.get(key, Source(kind="default"))
         raise ConfigError(
-            f"setting {_kebab(key)!r} from {where}: {err['msg']} (got {merged.get(key)!r})"
+            f"setting {_kebab(key)!r} from {where}: {err['msg'].removeprefix('Value error, ')} "
+            f"(got {merged.get(key)!r})"
         ) from None
     root = found[0].parent if found is not None else cwd
     return LoadedSettings(

@@ -122,7 +122,7 @@ class Registry:
             problems = rule_problems(rule)
             if problems:
                 raise RegistryError(f"rule {rule.id!r} of {owner!r}: " + "; ".join(problems))
-            if rule.id in self._rules and self._rules[rule.id] is not rule:
+            if rule.id in self._rules and self._owners[rule.id] != owner:
                 raise RegistryError(
                     f"rule {rule.id} of {owner!r} is already registered by {self._owners[rule.id]!r}"
                 )

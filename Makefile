@@ -1,0 +1,53 @@
+# Garrison's two commands: `make demo` and `make test`. Each sets itself up on a fresh machine
+# (a virtual environment in .venv, dependencies pinned by constraints.txt) and then runs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO   := examples/project
+DEMO_DB := .garrison/demo.db
+
+.PHONY: demo test lint typecheck bench examples clean help
+
+help:
+	@echo "make demo   - set up, scan the bundled example project, write an HTML report"
+	@echo "make test   - set up, lint, type-check and run the whole test suite"
+	@echo "make lint   - ruff and mypy only"
+	@echo "make bench  - start-up and store benchmarks (writes benchmarks/results/)"
+	@echo "make examples - retrain the example models (installs torch==2.13.0, CPU)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Garrison needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	@echo "== garrison scan $(DEMO)"
+	@$(BIN)/garrison scan $(DEMO) --db $(DEMO_DB); code=$$?; \
+	  echo; echo "exit code $$code (1 = findings at or above --fail-on high: what a CI job would gate on)"; \
+	  test $$code -le 1
+	@$(BIN)/garrison report latest --db $(DEMO_DB) --format html --output .garrison/demo-report.html
+	@$(BIN)/garrison audit verify --db $(DEMO_DB)
+	@echo "open .garrison/demo-report.html in a browser to see the HTML report"
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+examples: $(STAMP)
+	$(PIP) 'torch==2.13.0'
+	$(BIN)/python examples/train.py
+
+clean:
+	rm -rf $(VENV) .garrison .pytest_cache .mypy_cache .ruff_cache .hypothesis

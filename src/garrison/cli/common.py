@@ -1,0 +1,75 @@
+"""Pieces every command shares: settings from flags, the store, writing output."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from garrison.core.config import LoadedSettings
+    from garrison.store import Store
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Configuration file (garrison.toml or pyproject.toml).",
+                 show_default=False, dir_okay=False),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Store URL or SQLite file. Default: .garrison/garrison.db.",
+                 show_default=False),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the report to this file instead of stdout.",
+                 show_default=False, dir_okay=False),
+]
+
+
+def load(flags: dict[str, Any], config_file: Path | None) -> LoadedSettings:
+    """Settings from every layer, with ``flags`` (only those given) on top."""
+    from garrison.core.config import load_settings
+
+    return load_settings({k: v for k, v in flags.items() if v is not None}, config_file=config_file)
+
+
+def open_store(loaded: LoadedSettings) -> Store:
+    """Open the store the settings name."""
+    from garrison.store import Store
+
+    return Store.open(loaded.settings.db_url(loaded.root))
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write a rendered report to ``output`` atomically, or to stdout."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
+    from garrison.core.errors import UsageError
+
+    target = output.expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {output}: {exc.strerror or exc}") from None
+    note(f"report written to {target}")
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal, on stderr (stdout carries only the report)."""
+    sys.stderr.write(message + "\n")
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is an interactive terminal (colours, HTML safety)."""
+    return sys.stdout.isatty()

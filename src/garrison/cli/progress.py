@@ -1,0 +1,89 @@
+"""Progress on stderr: a live bar on a terminal, a line every few seconds elsewhere (CI logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+class BarProgress:
+    """A rich progress bar on stderr, removed when the scan ends."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("files · {task.fields[current]}"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("scan", total=total_files, current="")
+
+    def advance(self, locator: str, nbytes: int) -> None:
+        self._progress.update(self._task, advance=1, current=locator[-50:])
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class LineProgress:
+    """Plain lines on stderr every ``interval`` seconds, for logs that are not terminals."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self._started = 0.0
+        self._last = 0.0
+        self._total = 0
+        self._bytes = 0
+        self._done = 0
+        self._done_bytes = 0
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self._started = self._last = time.monotonic()
+        self._total, self._bytes = total_files, total_bytes
+
+    def advance(self, locator: str, nbytes: int) -> None:
+        self._done += 1
+        self._done_bytes += nbytes
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            sys.stderr.write(
+                f"scanning: {self._done}/{self._total} files, "
+                f"{_size(self._done_bytes)} of {_size(self._bytes)}\n"
+            )
+
+    def finish(self) -> None:
+        elapsed = time.monotonic() - self._started
+        if elapsed >= self.interval:
+            sys.stderr.write(f"scanned {self._done} files ({_size(self._done_bytes)}) in {elapsed:.1f} s\n")
+
+
+def make_progress(enabled: bool) -> BarProgress | LineProgress | None:
+    """The progress display that suits stderr, or ``None`` when progress is turned off."""
+    if not enabled:
+        return None
+    return BarProgress() if sys.stderr.isatty() else LineProgress()

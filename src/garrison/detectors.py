@@ -1,0 +1,34 @@
+"""The built-in detectors, listed in one place, and the default registry.
+
+Built-ins are the ``DETECTORS`` tuples of their packages; third-party detectors arrive through the
+``garrison.detectors`` entry-point group. Both are added through :meth:`Registry.add`.
+"""
+
+from __future__ import annotations
+
+from garrison.core.registry import Detector, Registry
+
+#: Retired rule ids and the ids that replaced them. Retired ids are never reused.
+RULE_REDIRECTS: dict[str, str] = {}
+
+
+def builtin_detectors() -> tuple[type[Detector], ...]:
+    """Every detector that ships with Garrison."""
+    from garrison.inventory import DETECTORS as inventory
+
+    return (*inventory,)
+
+
+def default_registry(*, plugins: bool = True) -> Registry:
+    """A registry with the engine's rules, every built-in detector and, unless told not to, plugins."""
+    from garrison.engine.rules import ENGINE_RULES
+
+    registry = Registry()
+    registry.add_rules(ENGINE_RULES, owner="engine")
+    for detector in builtin_detectors():
+        registry.add(detector)
+    for old, new in RULE_REDIRECTS.items():
+        registry.add_redirect(old, new)
+    if plugins:
+        registry.load_entry_points()
+    return registry

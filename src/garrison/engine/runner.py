@@ -1,0 +1,212 @@
+"""Running file detectors over a path and collecting one :class:`ScanReport`."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from garrison import __version__
+from garrison.core.assets import Asset, AssetKind
+from garrison.core.config import Settings
+from garrison.core.errors import GarrisonError, ResourceLimitError, UsageError
+from garrison.core.events import utc_now
+from garrison.core.evidence import Observation
+from garrison.core.findings import Finding
+from garrison.core.registry import FileDetector, FileTarget, Registry
+from garrison.core.results import ErrorRecord, ScanReport, SkippedRecord
+from garrison.engine.rules import SCAN_LIMIT_REACHED, SYMLINK_ESCAPES_ROOT
+from garrison.engine.walker import FileEntry, LinkEntry, ProblemEntry, SkipEntry, walk
+from garrison.formats import HEAD_BYTES, identify
+
+_CHUNK = 1 << 20
+ENGINE = "engine"
+
+
+class Progress(Protocol):
+    """Where the engine reports progress; the CLI draws it, tests can count it."""
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        """The walk is done: this many files and bytes will be read."""
+
+    def advance(self, locator: str, nbytes: int) -> None:
+        """One file is done."""
+
+    def finish(self) -> None:
+        """The scan is over."""
+
+
+@dataclass
+class _Collector:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[ErrorRecord] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    assets: list[Asset] = field(default_factory=list)
+
+
+def scan_path(
+    path: Path,
+    *,
+    settings: Settings,
+    registry: Registry,
+    progress: Progress | None = None,
+    target_label: str | None = None,
+) -> ScanReport:
+    """Scan a file or directory with every registered file detector that applies.
+
+    Raises ``UsageError`` when ``path`` does not exist; everything that goes wrong inside the
+    scan is recorded in the report instead.
+    """
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"path not found: {path}", hint="check the spelling, or scan '.'")
+    started = utc_now()
+    keep = _rule_filter(registry, settings.select, settings.ignore)
+    detectors = [
+        cls() for cls in registry.detectors(kind="file")
+        if issubclass(cls, FileDetector) and any(keep(r.id) for r in cls.rules)
+    ]
+    out = _Collector()
+    files: list[FileEntry] = []
+    for entry in walk(path, exclude=settings.exclude):
+        if isinstance(entry, FileEntry):
+            if len(files) >= settings.max_files:
+                _limit(out, keep, entry.locator, f"more than {settings.max_files} files; "
+                       "the rest were not scanned", "max-files", settings.max_files)
+                break
+            files.append(entry)
+        elif isinstance(entry, LinkEntry):
+            _link(out, keep, entry)
+        elif isinstance(entry, SkipEntry):
+            out.skipped.append(SkippedRecord(locator=entry.locator, reason=entry.reason))
+        elif isinstance(entry, ProblemEntry):
+            out.errors.append(ErrorRecord(locator=entry.locator, message=entry.message))
+    sizes = [_size(f.path) for f in files]
+    if progress is not None:
+        progress.start(len(files), sum(sizes))
+    for entry, size in zip(files, sizes, strict=True):
+        _scan_file(entry, size, settings=settings, detectors=detectors, keep=keep, out=out)
+        if progress is not None:
+            progress.advance(entry.locator, size)
+    if progress is not None:
+        progress.finish()
+    return ScanReport(
+        run_id=uuid.uuid4().hex,
+        target=target_label or str(path),
+        tool_version=__version__,
+        started_at=started,
+        finished_at=utc_now(),
+        assets=tuple(out.assets),
+        findings=tuple(out.findings),
+        errors=tuple(out.errors),
+        skipped=tuple(out.skipped),
+    )
+
+
+def _rule_filter(
+    registry: Registry, select: Collection[str], ignore: Collection[str]
+) -> Callable[[str], bool]:
+    selected = registry.match_rules(select) if select else None
+    ignored = registry.match_rules(ignore) if ignore else set()
+
+    def keep(rule_id: str) -> bool:
+        return (selected is None or rule_id in selected) and rule_id not in ignored
+
+    return keep
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _limit(out: _Collector, keep: Callable[[str], bool], locator: str, message: str,
+           limit: str, value: int) -> None:
+    out.errors.append(ErrorRecord(locator=locator, message=message))
+    if keep(SCAN_LIMIT_REACHED.id):
+        asset = Asset(kind=AssetKind.FILE, locator=locator)
+        out.findings.append(Finding.create(
+            rule=SCAN_LIMIT_REACHED, asset=asset, message=message, detector=ENGINE,
+            evidence=(Observation(name=limit, actual=f"more than {value}", expected=f"at most {value}"),),
+        ))
+
+
+def _link(out: _Collector, keep: Callable[[str], bool], entry: LinkEntry) -> None:
+    if entry.escapes and keep(SYMLINK_ESCAPES_ROOT.id):
+        asset = Asset(kind=AssetKind.FILE, locator=entry.locator)
+        out.findings.append(Finding.create(
+            rule=SYMLINK_ESCAPES_ROOT, asset=asset, detector=ENGINE,
+            message=f"{entry.locator} links to {entry.target}, outside the scanned tree; not followed",
+            evidence=(Observation(name="link-target", actual=entry.target),),
+        ))
+    reason = "symbolic link outside the tree (not followed)" if entry.escapes else (
+        "symbolic link (its target is scanned where it lies)")
+    out.skipped.append(SkippedRecord(locator=entry.locator, reason=reason))
+
+
+def _scan_file(
+    entry: FileEntry,
+    size: int,
+    *,
+    settings: Settings,
+    detectors: list[FileDetector],
+    keep: Callable[[str], bool],
+    out: _Collector,
+) -> None:
+    if size > settings.max_file_bytes:
+        _limit(out, keep, entry.locator, f"{entry.locator} is {size} bytes, over the "
+               f"{settings.max_file_bytes}-byte limit; not scanned", "max-file-bytes",
+               settings.max_file_bytes)
+        return
+    try:
+        head, digest, size = _read(entry.path)
+        ident = identify(entry.path, head, size)
+    except GarrisonError as exc:
+        out.errors.append(ErrorRecord(locator=entry.locator, message=exc.message))
+        return
+    except OSError as exc:
+        out.errors.append(ErrorRecord(locator=entry.locator,
+                                      message=f"cannot be read: {exc.strerror or exc}"))
+        return
+    asset = Asset(kind=AssetKind.FILE, locator=entry.locator, digest=digest, size=size,
+                  format=ident.format)
+    out.assets.append(asset)
+    target = FileTarget(path=entry.path, asset=asset, head=head, details=ident.details)
+    for detector in detectors:
+        if not detector.applies_to(target):
+            continue
+        try:
+            out.findings.extend(f for f in detector.scan(target) if keep(f.rule.id))
+        except ResourceLimitError as exc:
+            _limit(out, keep, entry.locator, f"{detector.name}: {exc.message}", exc.limit,
+                   int(exc.value))
+        except GarrisonError as exc:
+            out.errors.append(ErrorRecord(locator=entry.locator, detector=detector.name,
+                                          message=exc.message))
+        except Exception as exc:  # noqa: BLE001 - one broken detector must not end the scan
+            out.errors.append(ErrorRecord(
+                locator=entry.locator, detector=detector.name,
+                message=f"detector failed unexpectedly ({type(exc).__name__}: {exc}); "
+                        "please report this as a Garrison bug",
+            ))
+
+
+def _read(path: Path) -> tuple[bytes, str, int]:
+    """First ``HEAD_BYTES`` bytes, SHA-256 of the whole file, and the bytes actually read."""
+    hasher = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            if size < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - size]
+            hasher.update(chunk)
+            size += len(chunk)
+    return head, "sha256:" + hasher.hexdigest(), size
+
+
+__all__ = ["Progress", "scan_path"]
