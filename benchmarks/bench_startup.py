@@ -40,16 +40,24 @@ def main() -> None:
     rows = []
     for name, stats in results.items():
         ratio = stats["median"] / base_help
-        rows.append([name, f"{stats['median'] * 1000:.0f}", f"{stats['min'] * 1000:.0f}–{stats['max'] * 1000:.0f}",
-                     f"{ratio:.2f}×"])
+        rows.append(
+            [
+                name,
+                f"{stats['median'] * 1000:.0f}",
+                f"{stats['min'] * 1000:.0f}–{stats['max'] * 1000:.0f}",
+                f"{ratio:.2f}×",
+            ]
+        )
     write_results(
         "startup",
         "Start-up time",
         ["command", "median ms", "range ms", "vs garrison --help"],
         rows,
-        [f"{args.runs} runs per command after 2 warm-up runs, wall clock, output discarded. "
-         "Ratios above 1 mean slower than `garrison --help`. Peers are installed in their own "
-         "virtual environment (benchmarks/peers.txt)."],
+        [
+            f"{args.runs} runs per command after 2 warm-up runs, wall clock, output discarded. "
+            "Ratios above 1 mean slower than `garrison --help`. Peers are installed in their own "
+            "virtual environment (benchmarks/peers.txt)."
+        ],
         results,
     )
 

@@ -28,8 +28,19 @@ def peers_bin() -> Path | None:
     print("installing peer tools into benchmarks/.work/peers (once) ...", file=sys.stderr)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(HERE / "peers.txt")], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(HERE / "peers.txt"),
+            ],
+            check=True,
+        )
     except subprocess.CalledProcessError as exc:
         print(f"peer tools could not be installed ({exc}); peers are left out", file=sys.stderr)
         return None
@@ -37,15 +48,17 @@ def peers_bin() -> Path | None:
     return PEERS_VENV / "bin"
 
 
-def time_command(argv: Sequence[str], *, runs: int, warmup: int = 2,
-                 env: dict[str, str] | None = None) -> list[float]:
+def time_command(
+    argv: Sequence[str], *, runs: int, warmup: int = 2, env: dict[str, str] | None = None
+) -> list[float]:
     """Wall-clock seconds of ``runs`` runs of ``argv`` (output discarded), after ``warmup`` runs."""
     full_env = {**os.environ, **(env or {})}
     timings = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env=full_env, check=True)
+        subprocess.run(
+            list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env, check=True
+        )
         if i >= warmup:
             timings.append(time.perf_counter() - start)
     return timings
@@ -58,12 +71,20 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def machine() -> str:
     """One line describing where the numbers were measured."""
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
-def write_results(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
-                  notes: Sequence[str], data: object) -> Path:
+def write_results(
+    name: str,
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    notes: Sequence[str],
+    data: object,
+) -> Path:
     """Write ``results/NAME.md`` (a table the docs quote) and ``results/NAME.json``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", "", f"Measured on {machine()}.", ""]

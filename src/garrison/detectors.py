@@ -14,9 +14,9 @@ RULE_REDIRECTS: dict[str, str] = {}
 
 def builtin_detectors() -> tuple[type[Detector], ...]:
     """Every detector that ships with Garrison."""
-    from garrison.inventory import DETECTORS as inventory
+    from garrison.inventory import DETECTORS as INVENTORY
 
-    return (*inventory,)
+    return (*INVENTORY,)
 
 
 def default_registry(*, plugins: bool = True) -> Registry:

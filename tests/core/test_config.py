@@ -70,7 +70,7 @@ def test_paths_in_a_file_are_relative_to_the_file(tmp_path: Path) -> None:
         ('fail-on = "hgh"\n', "fail-on"),
         ('colour = "red"\n', "unknown setting 'colour'"),
         ("fail-on = \n", "not valid TOML"),
-        ('max-files = -3\n', "max-files"),
+        ("max-files = -3\n", "max-files"),
         ('format = "pdf"\n', "format"),
     ],
 )

@@ -23,7 +23,7 @@ ASSET = Asset(kind=AssetKind.FILE, locator="models/a.pt", digest="sha256:" + "a"
 
 
 def finding(**kw: object) -> Finding:
-    args: dict[str, object] = dict(rule=RULE, asset=ASSET, message="m", detector="d")
+    args: dict[str, object] = {"rule": RULE, "asset": ASSET, "message": "m", "detector": "d"}
     args.update(kw)
     return Finding.create(**args)  # type: ignore[arg-type]
 
@@ -34,29 +34,42 @@ def test_severity_defaults_to_the_rules_and_can_be_overridden() -> None:
 
 
 @given(
-    offset_a=st.integers(0, 10**9), offset_b=st.integers(0, 10**9),
-    row_a=st.integers(0, 10**6), row_b=st.integers(0, 10**6),
+    offset_a=st.integers(0, 10**9),
+    offset_b=st.integers(0, 10**9),
+    row_a=st.integers(0, 10**6),
+    row_b=st.integers(0, 10**6),
     message=st.text(max_size=40),
 )
 def test_fingerprint_ignores_positions_messages_and_content_digest(
     offset_a: int, offset_b: int, row_a: int, row_b: int, message: str
 ) -> None:
-    a = finding(location=Location(member="archive/data.pkl", offset=offset_a, row=row_a),
-                evidence=(OpcodeRef(index=offset_a, offset=offset_a, opcode="GLOBAL", argument="os system"),))
+    a = finding(
+        location=Location(member="archive/data.pkl", offset=offset_a, row=row_a),
+        evidence=(OpcodeRef(index=offset_a, offset=offset_a, opcode="GLOBAL", argument="os system"),),
+    )
     edited = Asset(kind=AssetKind.FILE, locator="models/a.pt", digest="sha256:" + "b" * 64, size=99)
-    b = finding(asset=edited, message=message,
-                location=Location(member="archive/data.pkl", offset=offset_b, row=row_b),
-                evidence=(OpcodeRef(index=offset_b, offset=offset_b, opcode="GLOBAL", argument="os system"),))
+    b = finding(
+        asset=edited,
+        message=message,
+        location=Location(member="archive/data.pkl", offset=offset_b, row=row_b),
+        evidence=(OpcodeRef(index=offset_b, offset=offset_b, opcode="GLOBAL", argument="os system"),),
+    )
     assert a.fingerprint == b.fingerprint
 
 
 def test_fingerprint_changes_with_rule_asset_member_and_evidence() -> None:
     base = finding(location=Location(member="m1"), evidence=(Observation(name="x", actual="1"),))
     others = [
-        finding(rule=make_rule(id="GAR-TST-002"), location=Location(member="m1"),
-                evidence=(Observation(name="x", actual="1"),)),
-        finding(asset=Asset(kind=AssetKind.FILE, locator="models/b.pt"), location=Location(member="m1"),
-                evidence=(Observation(name="x", actual="1"),)),
+        finding(
+            rule=make_rule(id="GAR-TST-002"),
+            location=Location(member="m1"),
+            evidence=(Observation(name="x", actual="1"),),
+        ),
+        finding(
+            asset=Asset(kind=AssetKind.FILE, locator="models/b.pt"),
+            location=Location(member="m1"),
+            evidence=(Observation(name="x", actual="1"),),
+        ),
         finding(location=Location(member="m2"), evidence=(Observation(name="x", actual="1"),)),
         finding(location=Location(member="m1"), evidence=(Observation(name="x", actual="2"),)),
     ]

@@ -114,10 +114,26 @@ class _FakeEntryPoint:
 
 def test_entry_points_add_detectors_and_broken_plugins_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     points = [_FakeEntryPoint("good", (Alpha, Beta)), _FakeEntryPoint("bad", ImportError("no module x"))]
-    monkeypatch.setattr(metadata, "entry_points", lambda group: points if group == "garrison.detectors" else [])
+    monkeypatch.setattr(
+        metadata, "entry_points", lambda group: points if group == "garrison.detectors" else []
+    )
     registry = Registry()
     registry.load_entry_points()
     assert [d.name for d in registry.detectors()] == ["alpha", "beta"]
     assert len(registry.problems) == 1
     assert "'bad'" in registry.problems[0]
     assert "no module x" in registry.problems[0]
+
+
+def test_match_rules_by_range_inside_a_family() -> None:
+    registry = Registry()
+    registry.add_rules(
+        [
+            make_rule(id="GAR-TST-101", name="range-test-rule"),
+            make_rule(id="GAR-TST-201", name="other-range-rule"),
+        ],
+        owner="x",
+    )
+    assert registry.match_rules(["GAR-TST-1"]) == {"GAR-TST-101"}
+    with pytest.raises(ConfigError):
+        registry.match_rules(["GAR-TS"])

@@ -10,18 +10,18 @@ from garrison.core.severity import Confidence, Severity
 
 
 def make_rule(**changes: object) -> Rule:
-    fields: dict[str, object] = dict(
-        id="GAR-TST-001",
-        name="test-thing-found",
-        title="A test thing was found",
-        severity=Severity.MEDIUM,
-        description="Describes the thing.",
-        remediation="Remove the thing.",
-        cwe=("CWE-502",),
-        owasp_ml=("ML06",),
-        atlas=("AML.T0010",),
-        controls=("NIST-AI-RMF:MEASURE-2.7",),
-    )
+    fields: dict[str, object] = {
+        "id": "GAR-TST-001",
+        "name": "test-thing-found",
+        "title": "A test thing was found",
+        "severity": Severity.MEDIUM,
+        "description": "Describes the thing.",
+        "remediation": "Remove the thing.",
+        "cwe": ("CWE-502",),
+        "owasp_ml": ("ML06",),
+        "atlas": ("AML.T0010",),
+        "controls": ("NIST-AI-RMF:MEASURE-2.7",),
+    }
     fields.update(changes)
     return Rule(**fields)  # type: ignore[arg-type]
 

@@ -9,8 +9,9 @@ import typer
 
 from garrison.cli.common import ConfigOption, DbOption, emit, load, note, open_store
 
-app = typer.Typer(help="The tamper-evident event log.", no_args_is_help=True, add_completion=False,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="The tamper-evident event log.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
 
 
 @app.command("verify")
@@ -27,18 +28,28 @@ def verify(
     with open_store(loaded) as store:
         verdict = store.verify_events()
     if fmt == "json":
-        emit(json.dumps({
-            "intact": verdict.intact,
-            "checked": verdict.checked,
-            "problems": [{"kind": p.kind.value, "seq": p.seq, "event_id": p.event_id,
-                          "detail": p.detail} for p in verdict.problems],
-        }, indent=2), None)
+        emit(
+            json.dumps(
+                {
+                    "intact": verdict.intact,
+                    "checked": verdict.checked,
+                    "problems": [
+                        {"kind": p.kind.value, "seq": p.seq, "event_id": p.event_id, "detail": p.detail}
+                        for p in verdict.problems
+                    ],
+                },
+                indent=2,
+            ),
+            None,
+        )
     elif verdict.intact:
         emit(f"event log intact: {verdict.checked} events, every hash and link checks out", None)
     else:
         first = verdict.problems[0]
-        lines = [f"event log TAMPERED: first problem at event {first.seq}: {first.kind.value}",
-                 f"  {first.detail}"]
+        lines = [
+            f"event log TAMPERED: first problem at event {first.seq}: {first.kind.value}",
+            f"  {first.detail}",
+        ]
         if first.event_id:
             lines.append(f"  event id: {first.event_id}")
         if len(verdict.problems) > 1:
@@ -62,8 +73,9 @@ def log(
     with open_store(loaded) as store:
         records = store.event_records()[-limit:]
     if fmt == "json":
-        emit(json.dumps([{"seq": r.seq, "hash": r.hash, **r.event.payload()} for r in records],
-                        indent=2), None)
+        emit(
+            json.dumps([{"seq": r.seq, "hash": r.hash, **r.event.payload()} for r in records], indent=2), None
+        )
         return
     if not records:
         note("the event log is empty")
@@ -75,6 +87,12 @@ def log(
     for header in ("seq", "time (UTC)", "type", "actor", "subject", "hash"):
         table.add_column(header)
     for r in records:
-        table.add_row(str(r.seq), format_timestamp(r.event.occurred_at)[:19], r.event.type,
-                      r.event.actor, r.event.subject[:24], r.hash[:12])
+        table.add_row(
+            str(r.seq),
+            format_timestamp(r.event.occurred_at)[:19],
+            r.event.type,
+            r.event.actor,
+            r.event.subject[:24],
+            r.hash[:12],
+        )
     Console(highlight=False).print(table)

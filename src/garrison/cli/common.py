@@ -16,18 +16,28 @@ if TYPE_CHECKING:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="Configuration file (garrison.toml or pyproject.toml).",
-                 show_default=False, dir_okay=False),
+    typer.Option(
+        "--config",
+        help="Configuration file (garrison.toml or pyproject.toml).",
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Store URL or SQLite file. Default: .garrison/garrison.db.",
-                 show_default=False),
+    typer.Option(
+        "--db", help="Store URL or SQLite file. Default: .garrison/garrison.db.", show_default=False
+    ),
 ]
 OutputOption = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write the report to this file instead of stdout.",
-                 show_default=False, dir_okay=False),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the report to this file instead of stdout.",
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
 
 

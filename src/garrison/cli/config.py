@@ -10,8 +10,9 @@ import typer
 
 from garrison.cli.common import ConfigOption, emit, load
 
-app = typer.Typer(help="Inspect configuration.", no_args_is_help=True, add_completion=False,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Inspect configuration.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
 
 
 @app.command("show")
@@ -29,10 +30,18 @@ def show(
     loaded = load({}, config_file)
     values = loaded.settings.model_dump(mode="json")
     if fmt == "json":
-        emit(json.dumps({
-            "config_file": str(loaded.config_file) if loaded.config_file else None,
-            "settings": {k: {"value": v, "source": str(loaded.sources[k])} for k, v in values.items()},
-        }, indent=2), None)
+        emit(
+            json.dumps(
+                {
+                    "config_file": str(loaded.config_file) if loaded.config_file else None,
+                    "settings": {
+                        k: {"value": v, "source": str(loaded.sources[k])} for k, v in values.items()
+                    },
+                },
+                indent=2,
+            ),
+            None,
+        )
         return
     from rich.console import Console
     from rich.table import Table

@@ -69,12 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app(args=args, prog_name="garrison")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if code == 130:  # Ctrl-C, turned into an exit by the argument parser
+            sys.stderr.write("garrison: interrupted; nothing was saved\n")
+        return code
     except GarrisonError as exc:
         sys.stderr.write(f"garrison: error: {exc.diagnostics()}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("garrison: interrupted\n")
+        sys.stderr.write("garrison: interrupted; nothing was saved\n")
         return 130
     except Exception as exc:
         if os.environ.get("GARRISON_DEBUG"):

@@ -34,9 +34,13 @@ class BarProgress:
         )
 
         self._progress = Progress(
-            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("files · {task.fields[current]}"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[current]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task("scan", total=total_files, current="")
@@ -64,6 +68,8 @@ class LineProgress:
     def start(self, total_files: int, total_bytes: int) -> None:
         self._started = self._last = time.monotonic()
         self._total, self._bytes = total_files, total_bytes
+        sys.stderr.write(f"scanning {total_files} files ({_size(total_bytes)})\n")
+        sys.stderr.flush()
 
     def advance(self, locator: str, nbytes: int) -> None:
         self._done += 1

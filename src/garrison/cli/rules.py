@@ -9,8 +9,12 @@ import typer
 
 from garrison.cli.common import emit
 
-app = typer.Typer(help="Rules Garrison can report, with their documentation.", no_args_is_help=True,
-                  add_completion=False, rich_markup_mode=None)
+app = typer.Typer(
+    help="Rules Garrison can report, with their documentation.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 
 
 @app.command("list")
@@ -24,10 +28,11 @@ def list_rules(
     registry = default_registry()
     rules = registry.rules()
     if fmt == "json":
-        from garrison.report.json import rule_dict
+        from garrison.report.json import rule_to_dict
 
-        emit(json.dumps([rule_dict(r) | {"detector": registry.owner(r.id)} for r in rules], indent=2),
-             None)
+        emit(
+            json.dumps([rule_to_dict(r) | {"detector": registry.owner(r.id)} for r in rules], indent=2), None
+        )
     elif fmt == "console":
         from garrison.report.console import render_rules_table
 

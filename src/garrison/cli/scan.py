@@ -19,13 +19,21 @@ def scan(
     output: OutputOption = None,
     fail_on: Annotated[
         str | None,
-        typer.Option("--fail-on", help="Exit 1 on findings at or above this severity "
-                     "(info, low, medium, high, critical). Default: high.", show_default=False),
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 on findings at or above this severity "
+            "(info, low, medium, high, critical). Default: high.",
+            show_default=False,
+        ),
     ] = None,
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="Earlier JSON or SARIF report: only new findings count.",
-                     show_default=False, dir_okay=False),
+        typer.Option(
+            "--baseline",
+            help="Earlier JSON or SARIF report: only new findings count.",
+            show_default=False,
+            dir_okay=False,
+        ),
     ] = None,
     select: Annotated[
         list[str] | None,
@@ -33,18 +41,23 @@ def scan(
     ] = None,
     ignore: Annotated[
         list[str] | None,
-        typer.Option("--ignore", help="Leave out these rule ids or families (repeatable).",
-                     show_default=False),
+        typer.Option(
+            "--ignore", help="Leave out these rule ids or families (repeatable).", show_default=False
+        ),
     ] = None,
     store: Annotated[
         bool | None,
-        typer.Option("--store/--no-store", help="Save the run in the store (default: yes).",
-                     show_default=False),
+        typer.Option(
+            "--store/--no-store", help="Save the run in the store (default: yes).", show_default=False
+        ),
     ] = None,
     allow_incomplete: Annotated[
         bool | None,
-        typer.Option("--allow-incomplete", help="Exit 0 rather than 3 when something could not be scanned.",
-                     show_default=False),
+        typer.Option(
+            "--allow-incomplete",
+            help="Exit 0 rather than 3 when something could not be scanned.",
+            show_default=False,
+        ),
     ] = None,
     progress: Annotated[
         bool | None,
@@ -65,9 +78,17 @@ def scan(
     from garrison.report.baseline import apply_baseline, load_baseline
 
     loaded = load(
-        {"format": fmt, "fail_on": fail_on, "baseline": baseline,
-         "select": tuple(select) if select else None, "ignore": tuple(ignore) if ignore else None,
-         "store": store, "allow_incomplete": allow_incomplete, "progress": progress, "db": db},
+        {
+            "format": fmt,
+            "fail_on": fail_on,
+            "baseline": baseline,
+            "select": tuple(select) if select else None,
+            "ignore": tuple(ignore) if ignore else None,
+            "store": store,
+            "allow_incomplete": allow_incomplete,
+            "progress": progress,
+            "db": db,
+        },
         config_file,
     )
     settings = loaded.settings
@@ -75,8 +96,13 @@ def scan(
     for problem in registry.problems:
         note(f"warning: {problem}")
     fingerprints = load_baseline(settings.baseline) if settings.baseline else None
-    report = scan_path(path, settings=settings, registry=registry,
-                       progress=make_progress(settings.progress), target_label=str(path))
+    report = scan_path(
+        path,
+        settings=settings,
+        registry=registry,
+        progress=make_progress(settings.progress),
+        target_label=str(path),
+    )
     if fingerprints is not None:
         report = apply_baseline(report, fingerprints)
     if settings.store:

@@ -13,19 +13,20 @@ from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load
 def findings(
     run: Annotated[str, typer.Option("--run", help="Run id (or a prefix of one), or 'latest'.")] = "latest",
     severity: Annotated[
-        str | None, typer.Option("--severity", help="Only findings at or above this severity.",
-                                 show_default=False)
+        str | None,
+        typer.Option("--severity", help="Only findings at or above this severity.", show_default=False),
     ] = None,
     rule: Annotated[
-        list[str] | None, typer.Option("--rule", help="Only these rule ids or families (repeatable).",
-                                       show_default=False)
+        list[str] | None,
+        typer.Option("--rule", help="Only these rule ids or families (repeatable).", show_default=False),
     ] = None,
     asset: Annotated[
-        str | None, typer.Option("--asset", help="Only assets whose path matches this glob.",
-                                 show_default=False)
+        str | None,
+        typer.Option("--asset", help="Only assets whose path matches this glob.", show_default=False),
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.",
-                                              show_default=False)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many.", show_default=False)
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="console or json.")] = "console",
     db: DbOption = None,
     config_file: ConfigOption = None,
@@ -42,12 +43,18 @@ def findings(
     rule_ids = registry.match_rules(rule) if rule else None
     minimum = Severity.parse(severity, where="--severity") if severity else None
     with open_store(loaded) as store:
-        found = store.query_findings(registry=registry, run_id=run, min_severity=minimum,
-                                     rule_ids=rule_ids, asset_glob=asset, limit=limit)
+        found = store.query_findings(
+            registry=registry,
+            run_id=run,
+            min_severity=minimum,
+            rule_ids=rule_ids,
+            asset_glob=asset,
+            limit=limit,
+        )
     if fmt == "json":
-        from garrison.report.json import finding_dict
+        from garrison.report.json import finding_to_dict
 
-        emit(json.dumps([finding_dict(f) for f in found], indent=2), None)
+        emit(json.dumps([finding_to_dict(f) for f in found], indent=2), None)
     else:
         from garrison.report.console import render_findings_table
 
@@ -56,8 +63,9 @@ def findings(
 
 def report(
     run: Annotated[str, typer.Argument(help="Run id (or a prefix of one), or 'latest'.")] = "latest",
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="console, json, sarif or html.",
-                                            show_default=False)] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="console, json, sarif or html.", show_default=False)
+    ] = None,
     output: OutputOption = None,
     db: DbOption = None,
     config_file: ConfigOption = None,
@@ -85,15 +93,19 @@ def runs(
     with open_store(loaded) as store:
         summaries = store.list_runs(limit=limit)
     table = Table(title="Scan runs", title_justify="left")
-    for header in ("run", "started (UTC)", "target", "status", "critical", "high", "medium", "low",
-                   "info"):
-        table.add_column(header, justify="right" if header in
-                         ("critical", "high", "medium", "low", "info") else "left")
+    for header in ("run", "started (UTC)", "target", "status", "critical", "high", "medium", "low", "info"):
+        table.add_column(
+            header, justify="right" if header in ("critical", "high", "medium", "low", "info") else "left"
+        )
     for summary in summaries:
         counts = {s.label: n for s, n in summary.counts.items()}
-        table.add_row(summary.run_id[:12], summary.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      summary.target, summary.status,
-                      *(str(counts.get(k, 0)) for k in ("critical", "high", "medium", "low", "info")))
+        table.add_row(
+            summary.run_id[:12],
+            summary.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            summary.target,
+            summary.status,
+            *(str(counts.get(k, 0)) for k in ("critical", "high", "medium", "low", "info")),
+        )
     console = Console(highlight=False, soft_wrap=False, force_terminal=_tty() or None)
     if summaries:
         console.print(table)

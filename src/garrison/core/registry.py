@@ -27,6 +27,8 @@ from garrison.core.rules import RULE_ID_RE, Rule, rule_problems
 
 ENTRY_POINT_GROUP = "garrison.detectors"
 _DETECTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+#: A range inside a family: ``GAR-FMT-1`` selects GAR-FMT-100 to GAR-FMT-199.
+_RANGE_RE = re.compile(r"^GAR-[A-Z]{2,5}-\d{1,2}$")
 
 
 class DetectorOptions(BaseModel):
@@ -146,7 +148,7 @@ class Registry:
                 items = loaded if isinstance(loaded, list | tuple) else (loaded,)
                 for item in items:
                     self.add(item)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop a scan
                 self.problems.append(f"plugin {entry.name!r} ({entry.value}) was not loaded: {exc}")
 
     def detectors(self, kind: str | None = None) -> list[type[Detector]]:
@@ -192,7 +194,7 @@ class Registry:
                 for rid in self._rules
                 if rid == pattern
                 or rid.startswith(pattern + "-")
-                or (pattern.endswith("-") and rid.startswith(pattern))
+                or (_RANGE_RE.match(pattern) is not None and rid.startswith(pattern))
             }
             if not hits:
                 raise ConfigError(f"{raw!r} matches no rule", hint=_suggest(pattern, self._rules))

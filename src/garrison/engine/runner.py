@@ -65,7 +65,8 @@ def scan_path(
     started = utc_now()
     keep = _rule_filter(registry, settings.select, settings.ignore)
     detectors = [
-        cls() for cls in registry.detectors(kind="file")
+        cls()
+        for cls in registry.detectors(kind="file")
         if issubclass(cls, FileDetector) and any(keep(r.id) for r in cls.rules)
     ]
     out = _Collector()
@@ -73,8 +74,14 @@ def scan_path(
     for entry in walk(path, exclude=settings.exclude):
         if isinstance(entry, FileEntry):
             if len(files) >= settings.max_files:
-                _limit(out, keep, entry.locator, f"more than {settings.max_files} files; "
-                       "the rest were not scanned", "max-files", settings.max_files)
+                _limit(
+                    out,
+                    keep,
+                    entry.locator,
+                    f"more than {settings.max_files} files; the rest were not scanned",
+                    "max-files",
+                    settings.max_files,
+                )
                 break
             files.append(entry)
         elif isinstance(entry, LinkEntry):
@@ -124,27 +131,40 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _limit(out: _Collector, keep: Callable[[str], bool], locator: str, message: str,
-           limit: str, value: int) -> None:
+def _limit(
+    out: _Collector, keep: Callable[[str], bool], locator: str, message: str, limit: str, value: int
+) -> None:
     out.errors.append(ErrorRecord(locator=locator, message=message))
     if keep(SCAN_LIMIT_REACHED.id):
         asset = Asset(kind=AssetKind.FILE, locator=locator)
-        out.findings.append(Finding.create(
-            rule=SCAN_LIMIT_REACHED, asset=asset, message=message, detector=ENGINE,
-            evidence=(Observation(name=limit, actual=f"more than {value}", expected=f"at most {value}"),),
-        ))
+        out.findings.append(
+            Finding.create(
+                rule=SCAN_LIMIT_REACHED,
+                asset=asset,
+                message=message,
+                detector=ENGINE,
+                evidence=(Observation(name=limit, actual=f"more than {value}", expected=f"at most {value}"),),
+            )
+        )
 
 
 def _link(out: _Collector, keep: Callable[[str], bool], entry: LinkEntry) -> None:
     if entry.escapes and keep(SYMLINK_ESCAPES_ROOT.id):
         asset = Asset(kind=AssetKind.FILE, locator=entry.locator)
-        out.findings.append(Finding.create(
-            rule=SYMLINK_ESCAPES_ROOT, asset=asset, detector=ENGINE,
-            message=f"{entry.locator} links to {entry.target}, outside the scanned tree; not followed",
-            evidence=(Observation(name="link-target", actual=entry.target),),
-        ))
-    reason = "symbolic link outside the tree (not followed)" if entry.escapes else (
-        "symbolic link (its target is scanned where it lies)")
+        out.findings.append(
+            Finding.create(
+                rule=SYMLINK_ESCAPES_ROOT,
+                asset=asset,
+                detector=ENGINE,
+                message=f"{entry.locator} links to {entry.target}, outside the scanned tree; not followed",
+                evidence=(Observation(name="link-target", actual=entry.target),),
+            )
+        )
+    reason = (
+        "symbolic link outside the tree (not followed)"
+        if entry.escapes
+        else ("symbolic link (its target is scanned where it lies)")
+    )
     out.skipped.append(SkippedRecord(locator=entry.locator, reason=reason))
 
 
@@ -158,9 +178,14 @@ def _scan_file(
     out: _Collector,
 ) -> None:
     if size > settings.max_file_bytes:
-        _limit(out, keep, entry.locator, f"{entry.locator} is {size} bytes, over the "
-               f"{settings.max_file_bytes}-byte limit; not scanned", "max-file-bytes",
-               settings.max_file_bytes)
+        _limit(
+            out,
+            keep,
+            entry.locator,
+            f"{entry.locator} is {size} bytes, over the {settings.max_file_bytes}-byte limit; not scanned",
+            "max-file-bytes",
+            settings.max_file_bytes,
+        )
         return
     try:
         head, digest, size = _read(entry.path)
@@ -169,11 +194,11 @@ def _scan_file(
         out.errors.append(ErrorRecord(locator=entry.locator, message=exc.message))
         return
     except OSError as exc:
-        out.errors.append(ErrorRecord(locator=entry.locator,
-                                      message=f"cannot be read: {exc.strerror or exc}"))
+        out.errors.append(
+            ErrorRecord(locator=entry.locator, message=f"cannot be read: {exc.strerror or exc}")
+        )
         return
-    asset = Asset(kind=AssetKind.FILE, locator=entry.locator, digest=digest, size=size,
-                  format=ident.format)
+    asset = Asset(kind=AssetKind.FILE, locator=entry.locator, digest=digest, size=size, format=ident.format)
     out.assets.append(asset)
     target = FileTarget(path=entry.path, asset=asset, head=head, details=ident.details)
     for detector in detectors:
@@ -182,17 +207,18 @@ def _scan_file(
         try:
             out.findings.extend(f for f in detector.scan(target) if keep(f.rule.id))
         except ResourceLimitError as exc:
-            _limit(out, keep, entry.locator, f"{detector.name}: {exc.message}", exc.limit,
-                   int(exc.value))
+            _limit(out, keep, entry.locator, f"{detector.name}: {exc.message}", exc.limit, int(exc.value))
         except GarrisonError as exc:
-            out.errors.append(ErrorRecord(locator=entry.locator, detector=detector.name,
-                                          message=exc.message))
+            out.errors.append(ErrorRecord(locator=entry.locator, detector=detector.name, message=exc.message))
         except Exception as exc:  # noqa: BLE001 - one broken detector must not end the scan
-            out.errors.append(ErrorRecord(
-                locator=entry.locator, detector=detector.name,
-                message=f"detector failed unexpectedly ({type(exc).__name__}: {exc}); "
-                        "please report this as a Garrison bug",
-            ))
+            out.errors.append(
+                ErrorRecord(
+                    locator=entry.locator,
+                    detector=detector.name,
+                    message=f"detector failed unexpectedly ({type(exc).__name__}: {exc}); "
+                    "please report this as a Garrison bug",
+                )
+            )
 
 
 def _read(path: Path) -> tuple[bytes, str, int]:

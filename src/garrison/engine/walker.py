@@ -72,8 +72,10 @@ def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
             with os.scandir(directory) as listing:
                 children = sorted(listing, key=lambda e: e.name, reverse=True)
         except OSError as exc:
-            yield ProblemEntry(locator=_locator(directory, root) or ".",
-                               message=f"directory cannot be read: {exc.strerror or exc}")
+            yield ProblemEntry(
+                locator=_locator(directory, root) or ".",
+                message=f"directory cannot be read: {exc.strerror or exc}",
+            )
             continue
         subdirs = []
         for child in reversed(children):
