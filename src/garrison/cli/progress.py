@@ -56,6 +56,10 @@ class BarProgress:
 class LineProgress:
     """Plain lines on stderr every ``interval`` seconds, for logs that are not terminals."""
 
+    #: Announce the work up front when it is at least this many files or bytes.
+    announce_files = 1000
+    announce_bytes = 256 * 2**20
+
     def __init__(self, interval: float = 2.0) -> None:
         self.interval = interval
         self._started = 0.0
@@ -68,8 +72,9 @@ class LineProgress:
     def start(self, total_files: int, total_bytes: int) -> None:
         self._started = self._last = time.monotonic()
         self._total, self._bytes = total_files, total_bytes
-        sys.stderr.write(f"scanning {total_files} files ({_size(total_bytes)})\n")
-        sys.stderr.flush()
+        if total_files >= self.announce_files or total_bytes >= self.announce_bytes:
+            sys.stderr.write(f"scanning {total_files} files ({_size(total_bytes)})\n")
+            sys.stderr.flush()
 
     def advance(self, locator: str, nbytes: int) -> None:
         self._done += 1

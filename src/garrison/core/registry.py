@@ -66,6 +66,8 @@ class FileTarget:
     """The first bytes of the file (up to 64 KiB), already read."""
     details: tuple[tuple[str, str], ...] = ()
     """Facts the format identification found (``protocol=4``, ``members=12``)."""
+    malformed: str | None = None
+    """Why the file's structure is broken, when identification found it broken."""
 
     def open(self) -> IO[bytes]:
         """Open the file for reading. Detectors read with limits; they never execute it."""

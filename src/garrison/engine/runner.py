@@ -200,7 +200,9 @@ def _scan_file(
         return
     asset = Asset(kind=AssetKind.FILE, locator=entry.locator, digest=digest, size=size, format=ident.format)
     out.assets.append(asset)
-    target = FileTarget(path=entry.path, asset=asset, head=head, details=ident.details)
+    target = FileTarget(
+        path=entry.path, asset=asset, head=head, details=ident.details, malformed=ident.malformed
+    )
     for detector in detectors:
         if not detector.applies_to(target):
             continue
