@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, emit, load, note, open_store
+from garrison.cli.common import ConfigOption, DbOption, emit, load, make_console, note, open_store
 
 app = typer.Typer(
     help="The tamper-evident event log.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
@@ -43,7 +43,8 @@ def verify(
             None,
         )
     elif verdict.intact:
-        emit(f"event log intact: {verdict.checked} events, every hash and link checks out", None)
+        noun = "event" if verdict.checked == 1 else "events"
+        emit(f"event log intact: {verdict.checked} {noun}, every hash and link checks out", None)
     else:
         first = verdict.problems[0]
         lines = [
@@ -80,7 +81,6 @@ def log(
     if not records:
         note("the event log is empty")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Events", title_justify="left")
@@ -95,4 +95,4 @@ def log(
             r.event.subject[:24],
             r.hash[:12],
         )
-    Console(highlight=False).print(table)
+    make_console().print(table)

@@ -18,6 +18,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="Configuration file (garrison.toml or pyproject.toml).",
         show_default=False,
         dir_okay=False,
@@ -26,7 +27,10 @@ ConfigOption = Annotated[
 DbOption = Annotated[
     str | None,
     typer.Option(
-        "--db", help="Store URL or SQLite file. Default: .garrison/garrison.db.", show_default=False
+        "--db",
+        metavar="URL",
+        help="Store URL or SQLite file. Default: .garrison/garrison.db.",
+        show_default=False,
     ),
 ]
 OutputOption = Annotated[
@@ -34,6 +38,7 @@ OutputOption = Annotated[
     typer.Option(
         "--output",
         "-o",
+        metavar="FILE",
         help="Write the report to this file instead of stdout.",
         show_default=False,
         dir_okay=False,
@@ -83,3 +88,14 @@ def note(message: str) -> None:
 def stdout_is_terminal() -> bool:
     """Whether stdout is an interactive terminal (colours, HTML safety)."""
     return sys.stdout.isatty()
+
+
+def make_console() -> Any:
+    """A rich console for stdout: the terminal's width, or a wide fixed width when piped."""
+    import shutil
+
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size((120, 40)).columns if tty else 160
+    return Console(highlight=False, soft_wrap=False, force_terminal=tty or None, width=width)

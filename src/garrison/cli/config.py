@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, emit, load
+from garrison.cli.common import ConfigOption, emit, load, make_console
 
 app = typer.Typer(
     help="Inspect configuration.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
@@ -43,23 +43,20 @@ def show(
             None,
         )
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Settings", title_justify="left")
-    table.add_column("setting")
+    table.add_column("setting", no_wrap=True)
     table.add_column("value")
     table.add_column("from")
     table.add_column("meaning")
     for name, value in values.items():
         shown = value
-        if name == "fail_on":
-            shown = str(value)
         if name == "db" and value is None:
             shown = f"(default) {loaded.settings.db_url(loaded.root)}"
         description = Settings.model_fields[name].description or ""
         table.add_row(name.replace("_", "-"), _show(shown), str(loaded.sources[name]), description)
-    console = Console(highlight=False, force_terminal=None)
+    console = make_console()
     where = loaded.config_file or "none found (defaults, environment and flags only)"
     console.print(f"configuration file: {where}")
     console.print(table)

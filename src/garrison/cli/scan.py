@@ -11,16 +11,21 @@ from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load
 
 
 def scan(
-    path: Annotated[Path, typer.Argument(help="File or directory to scan.", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(help="File or directory to scan.", show_default=False, metavar="PATH")
+    ],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="console, json, sarif or html.", show_default=False),
+        typer.Option(
+            "--format", "-f", help="console, json, sarif or html.", show_default=False, metavar="FORMAT"
+        ),
     ] = None,
     output: OutputOption = None,
     fail_on: Annotated[
         str | None,
         typer.Option(
             "--fail-on",
+            metavar="SEVERITY",
             help="Exit 1 on findings at or above this severity "
             "(info, low, medium, high, critical). Default: high.",
             show_default=False,
@@ -30,6 +35,7 @@ def scan(
         Path | None,
         typer.Option(
             "--baseline",
+            metavar="REPORT",
             help="Earlier JSON or SARIF report: only new findings count.",
             show_default=False,
             dir_okay=False,
@@ -37,12 +43,20 @@ def scan(
     ] = None,
     select: Annotated[
         list[str] | None,
-        typer.Option("--select", help="Only these rule ids or families (repeatable).", show_default=False),
+        typer.Option(
+            "--select",
+            metavar="RULE",
+            help="Only these rule ids or families (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     ignore: Annotated[
         list[str] | None,
         typer.Option(
-            "--ignore", help="Leave out these rule ids or families (repeatable).", show_default=False
+            "--ignore",
+            metavar="RULE",
+            help="Leave out these rule ids or families (repeatable).",
+            show_default=False,
         ),
     ] = None,
     store: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, open_store
+from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, make_console, open_store
 
 
 def findings(
@@ -86,7 +86,6 @@ def runs(
     config_file: ConfigOption = None,
 ) -> None:
     """List stored scan runs, newest first."""
-    from rich.console import Console
     from rich.table import Table
 
     loaded = load({"db": db}, config_file)
@@ -94,9 +93,8 @@ def runs(
         summaries = store.list_runs(limit=limit)
     table = Table(title="Scan runs", title_justify="left")
     for header in ("run", "started (UTC)", "target", "status", "critical", "high", "medium", "low", "info"):
-        table.add_column(
-            header, justify="right" if header in ("critical", "high", "medium", "low", "info") else "left"
-        )
+        numeric = header in ("critical", "high", "medium", "low", "info")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=header != "target")
     for summary in summaries:
         counts = {s.label: n for s, n in summary.counts.items()}
         table.add_row(
@@ -106,7 +104,7 @@ def runs(
             summary.status,
             *(str(counts.get(k, 0)) for k in ("critical", "high", "medium", "low", "info")),
         )
-    console = Console(highlight=False, soft_wrap=False, force_terminal=_tty() or None)
+    console = make_console()
     if summaries:
         console.print(table)
     else:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from garrison.core.errors import ConfigError
 from garrison.core.severity import Severity
@@ -86,6 +86,10 @@ class Settings(BaseModel):
             except ConfigError as exc:
                 raise ValueError(f"not a severity; {exc.hint}") from None
         raise ValueError("must be a severity name")
+
+    @field_serializer("fail_on")
+    def _severity_name(self, value: Severity) -> str:
+        return value.label
 
     def db_url(self, root: Path) -> str:
         """The store URL: ``db`` as given, a file path turned into a SQLite URL, or the default."""
