@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common import summary, write_results
-
 from garrison.core.assets import Asset, AssetKind
 from garrison.core.evidence import Observation, OpcodeRef
 from garrison.core.findings import Finding, Location
@@ -182,7 +181,7 @@ def main() -> None:
             n = min(len(findings), 2000) if batch == 1 else len(findings)
             subset = findings[:n]
 
-            def ours(subset: list[Finding] = subset, batch: int = batch) -> float:
+            def ours(subset: list[Finding] = subset, batch: int = batch, backend: str = backend) -> float:
                 if backend == "sqlite":
                     with tempfile.TemporaryDirectory() as tmp:
                         return garrison_writer(f"sqlite:///{tmp}/g.db", subset, batch)
@@ -190,7 +189,7 @@ def main() -> None:
                 reset_pg(url)
                 return garrison_writer(url, subset, batch)
 
-            def floor(subset: list[Finding] = subset, batch: int = batch) -> float:
+            def floor(subset: list[Finding] = subset, batch: int = batch, backend: str = backend) -> float:
                 if backend == "sqlite":
                     with tempfile.TemporaryDirectory() as tmp:
                         return sqlite_floor(Path(tmp) / "raw.db", subset, batch)
@@ -233,9 +232,9 @@ def main() -> None:
         rows,
         [
             f"Median of {args.repeat} runs; one transaction per batch; batch 1 writes 2,000 findings, "
-            f"the others {args.findings:,}. The raw-driver floor writes the same rows with executemany into one table "
-            "of the same columns and no foreign keys; Garrison also checks the run exists, links assets "
-            "and serialises location and evidence as JSON."
+            f"the others {args.findings:,}. The raw-driver floor writes the same rows with executemany "
+            "into one table of the same columns and no foreign keys; Garrison also checks the run "
+            "exists, links assets and serialises location and evidence as JSON."
         ],
         data,
     )

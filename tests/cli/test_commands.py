@@ -54,13 +54,15 @@ def test_findings_of_an_unknown_run_is_a_usage_error(cli: Callable[..., Result],
     assert "deadbeef" in result.err
 
 
-def test_report_renders_a_stored_run_like_the_scan_did(cli: Callable[..., Result], project: Path,
-                                                        tmp_path: Path) -> None:
+def test_report_renders_a_stored_run_like_the_scan_did(
+    cli: Callable[..., Result], project: Path, tmp_path: Path
+) -> None:
     scanned = json.loads(cli("scan", str(project), "--format", "json").out)
     stored = json.loads(cli("report", "latest", "--format", "json").out)
     assert stored["run"]["id"] == scanned["run"]["id"]
     assert sorted(f["fingerprint"] for f in stored["findings"]) == sorted(
-        f["fingerprint"] for f in scanned["findings"])
+        f["fingerprint"] for f in scanned["findings"]
+    )
     prefix = scanned["run"]["id"][:10]
     html = tmp_path / "out" / "r.html"
     assert cli("report", prefix, "--format", "html", "--output", str(html)).code == 0
@@ -91,8 +93,9 @@ def test_rules_list_and_explain(cli: Callable[..., Result]) -> None:
     assert "did you mean" in unknown.err
 
 
-def test_config_show_says_where_each_value_came_from(cli: Callable[..., Result], tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_show_says_where_each_value_came_from(
+    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "garrison.toml").write_text('fail-on = "medium"\n')
     monkeypatch.setenv("GARRISON_FORMAT", "sarif")
     shown = json.loads(cli("config", "show", "--format", "json").out)
@@ -105,8 +108,9 @@ def test_config_show_says_where_each_value_came_from(cli: Callable[..., Result],
     assert "GARRISON_FORMAT" in table.out
 
 
-def test_bad_config_file_is_exit_2_with_the_file_named(cli: Callable[..., Result], tmp_path: Path,
-                                                       project: Path) -> None:
+def test_bad_config_file_is_exit_2_with_the_file_named(
+    cli: Callable[..., Result], tmp_path: Path, project: Path
+) -> None:
     (tmp_path / "garrison.toml").write_text("fail-on = [\n")
     result = cli("scan", str(project))
     assert result.code == 2
@@ -114,8 +118,9 @@ def test_bad_config_file_is_exit_2_with_the_file_named(cli: Callable[..., Result
     assert "Traceback" not in result.err
 
 
-def test_audit_verify_detects_tampering_through_the_cli(cli: Callable[..., Result], project: Path,
-                                                       tmp_path: Path) -> None:
+def test_audit_verify_detects_tampering_through_the_cli(
+    cli: Callable[..., Result], project: Path, tmp_path: Path
+) -> None:
     for _ in range(3):
         cli("scan", str(project))
     intact = cli("audit", "verify")
@@ -134,8 +139,9 @@ def test_audit_verify_detects_tampering_through_the_cli(cli: Callable[..., Resul
     assert "event 2" in cli("audit", "verify").out
 
 
-def test_store_that_cannot_be_opened_is_a_clear_error(cli: Callable[..., Result], project: Path,
-                                                      tmp_path: Path) -> None:
+def test_store_that_cannot_be_opened_is_a_clear_error(
+    cli: Callable[..., Result], project: Path, tmp_path: Path
+) -> None:
     not_a_db = tmp_path / "garbage.db"
     not_a_db.write_bytes(b"this is not a database" * 100)
     result = cli("scan", str(project), "--db", str(not_a_db), with_db=False)

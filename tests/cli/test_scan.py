@@ -164,10 +164,13 @@ def _without_root_privilege() -> list[str] | None:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search"] if setpriv else None
 
 
+_PREFIX = _without_root_privilege()
+
+
+@pytest.mark.skipif(_PREFIX is None, reason="running as root without setpriv: permissions are not enforced")
 def test_unreadable_file_makes_the_run_incomplete(tmp_path: Path) -> None:
-    prefix = _without_root_privilege()
-    if prefix is None:
-        pytest.skip("running as root without setpriv: permission bits cannot be enforced")
+    assert _PREFIX is not None
+    prefix = _PREFIX
     root = tmp_path / "perm"
     root.mkdir()
     (root / "ok.csv").write_text("a,b\n1,2\n")

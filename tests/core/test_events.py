@@ -56,3 +56,12 @@ def test_an_honest_log_verifies() -> None:
     assert verdict.checked == 5
     assert verdict.first is None
     assert verify_chain([], None).intact
+
+
+def test_a_replayed_copy_of_an_earlier_event_is_an_insertion() -> None:
+    records = link(Event(type="scan.completed", actor="g", data={"n": i}) for i in range(5))
+    first = records[0]
+    replay = type(first)(seq=6, event=first.event, prev_hash=first.prev_hash, hash=first.hash)
+    verdict = verify_chain([*records, replay], ChainHead(seq=6, hash=first.hash))
+    assert verdict.first is not None
+    assert (verdict.first.kind.value, verdict.first.seq) == ("inserted", 6)

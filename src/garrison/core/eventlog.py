@@ -109,7 +109,28 @@ def verify_chain(records: Sequence[LogRecord], head: ChainHead | None) -> ChainV
     problems: list[ChainProblem] = []
     index_of = {r.hash: i for i, r in enumerate(records)}
     self_ok = [chain_hash(r.prev_hash, r.event) == r.hash for r in records]
+    first_with: dict[str, int] = {}
+    replayed: set[int] = set()
     for i, record in enumerate(records):
+        earlier = first_with.setdefault(record.hash, i)
+        if earlier != i and self_ok[i]:
+            # A second copy of a record already in the log: a replay, not a change to its neighbour.
+            replayed.add(i)
+            problems.append(
+                ChainProblem(
+                    kind=Tampering.INSERTED,
+                    seq=record.seq,
+                    event_id=record.event.id,
+                    detail=f"event {record.seq} ({record.event.type}) repeats event {records[earlier].seq}",
+                )
+            )
+            continue
+        if (
+            i
+            and (i - 1) in replayed
+            and record.prev_hash == (records[i - 2].hash if i >= 2 else GENESIS_HASH)
+        ):
+            continue  # the link skips the replayed copy, which is already reported
         if not self_ok[i]:
             problems.append(
                 ChainProblem(
