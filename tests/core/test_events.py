@@ -65,3 +65,10 @@ def test_a_replayed_copy_of_an_earlier_event_is_an_insertion() -> None:
     verdict = verify_chain([*records, replay], ChainHead(seq=6, hash=first.hash))
     assert verdict.first is not None
     assert (verdict.first.kind.value, verdict.first.seq) == ("inserted", 6)
+
+
+def test_events_reject_nul_in_actor_and_subject() -> None:
+    with pytest.raises(InputError, match="NUL"):
+        Event(type="key.created", actor="a\x00b")
+    with pytest.raises(InputError, match="NUL"):
+        Event(type="key.created", actor="a", subject="x\x00")

@@ -97,3 +97,10 @@ def test_masking_never_keeps_the_secret() -> None:
     assert "28 chars" in masked
     assert mask("1234") == "**** (4 chars)"
     assert secret_hash(secret) == secret_hash(secret) != secret_hash(secret + "x")
+
+
+def test_nul_characters_in_names_and_messages_stay_visible() -> None:
+    hostile = Asset(kind=AssetKind.FILE, locator="a\x00b.pkl")
+    assert hostile.locator == "a\\x00b.pkl"
+    made = finding(asset=hostile, message="global os\x00system")
+    assert made.message == "global os\\x00system"

@@ -351,3 +351,13 @@ def test_query_by_asset_glob(queried: Store, registry: Registry, glob: str, expe
 def test_query_glob_with_class_still_honours_limit(queried: Store, registry: Registry) -> None:
     found = queried.query_findings(registry=registry, asset_glob="models/[a-z]*", limit=1)
     assert locators(found) == ["models/a.pkl"]
+
+
+def test_nul_characters_from_hostile_files_are_kept_visible(store: Store, registry: Registry) -> None:
+    # PostgreSQL text cannot hold NUL; a member name or global read from a hostile file can.
+    hostile = asset("models/evil\x00.pkl")
+    found = finding(hostile, message="global os\x00system is imported")
+    store.save_report(make_report("run-nul", findings=(found,), assets=(hostile,)))
+    (loaded,) = store.load_report("run-nul", registry).findings
+    assert loaded.message == "global os\\x00system is imported"
+    assert loaded.asset.locator == "models/evil\\x00.pkl"

@@ -37,6 +37,12 @@ class Asset:
     format: str | None = None
     """Format identified from the content (never from the extension), for example ``pytorch-zip``."""
 
+    def __post_init__(self) -> None:
+        if "\x00" in self.locator:
+            # Archive members and other names read from hostile files can carry NUL, which no
+            # terminal, report or PostgreSQL text column holds safely: keep it visible as \x00.
+            object.__setattr__(self, "locator", self.locator.replace("\x00", "\\x00"))
+
     @property
     def key(self) -> str:
         """Stable identity for fingerprints: kind and locator, no content."""

@@ -78,6 +78,9 @@ class Event:
             raise InputError(
                 f"event type {self.type!r} must be dotted lower-case words, like 'scan.completed'"
             )
+        for name in ("actor", "subject"):
+            if "\x00" in getattr(self, name):
+                raise InputError(f"event {name} contains a NUL character, which the log cannot store")
         if self.occurred_at.tzinfo is None:
             raise InputError("event time must be timezone-aware")
         _check_json(dict(self.data), "data")

@@ -79,7 +79,7 @@ class Finding:
         return cls(
             rule=rule,
             asset=asset,
-            message=message,
+            message=message.replace("\x00", "\\x00"),  # NUL from hostile input stays visible
             severity=rule.severity if severity is None else severity,
             confidence=confidence,
             location=loc,
