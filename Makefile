@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+CORE   := $(VENV)/.installed-core
+DEV    := $(VENV)/.installed-dev
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO   := examples/project
 DEMO_DB := .garrison/demo.db
@@ -18,13 +19,20 @@ help:
 	@echo "make bench  - start-up and store benchmarks (writes benchmarks/results/)"
 	@echo "make examples - retrain the example models (installs torch==2.13.0, CPU)"
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Garrison needs Python 3.11 or newer; set PYTHON=python3.11")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[dev]'
+	$(PYTHON) -m venv $(VENV)
+
+# The demo needs only the core install; tests and lint need the dev tools too.
+$(CORE): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
 	@touch $@
 
-demo: $(STAMP)
+$(DEV): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	@touch $@ $(CORE)
+
+demo: $(CORE)
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	@echo "== garrison scan $(DEMO)"
 	@$(BIN)/garrison scan $(DEMO) --db $(DEMO_DB); code=$$?; \
@@ -34,18 +42,18 @@ demo: $(STAMP)
 	@$(BIN)/garrison audit verify --db $(DEMO_DB)
 	@echo "open .garrison/demo-report.html in a browser to see the HTML report"
 
-test: $(STAMP) lint
+test: $(DEV) lint
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python benchmarks/run.py
 
-examples: $(STAMP)
+examples: $(DEV)
 	$(PIP) 'torch==2.13.0'
 	$(BIN)/python examples/train.py
 

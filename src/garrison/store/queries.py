@@ -115,7 +115,7 @@ def glob_clause(connection: Connection, pattern: str) -> Any:
 
 
 def run_summary(row: Any) -> RunSummary:
-    """A :class:`RunSummary` from a ``scanRUNS`` row."""
+    """A :class:`RunSummary` from a ``scan_runs`` row."""
     counts = {s: int(row[COUNT_COLUMNS[s]]) for s in sorted(Severity, reverse=True)}
     return RunSummary(
         run_id=row["id"],
