@@ -81,7 +81,7 @@ def create_store_engine(raw_url: str) -> Engine:
             except OSError as exc:
                 raise StorageError(
                     f"cannot create the folder for the store at {shown}: {exc.strerror or exc}",
-                    hint="choose a writable location with --store or GARRISON_STORE",
+                    hint="choose a writable location with --db or GARRISON_DB",
                 ) from None
     else:
         kwargs["pool_pre_ping"] = True
