@@ -89,8 +89,15 @@ def note(message: str) -> None:
 
 
 def stdout_is_terminal() -> bool:
-    """Whether stdout is an interactive terminal (colours, HTML safety)."""
+    """Whether stdout is an interactive terminal (colours, live tables)."""
     return sys.stdout.isatty()
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one, else ``None`` (renderers pick a fixed width)."""
+    import shutil
+
+    return shutil.get_terminal_size((120, 40)).columns if stdout_is_terminal() else None
 
 
 def make_console() -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import emit
+from garrison.cli.common import emit, stdout_is_terminal, terminal_width
 
 app = typer.Typer(
     help="Rules Garrison can report, with their documentation.",
@@ -36,7 +36,7 @@ def list_rules(
     elif fmt == "console":
         from garrison.report.console import render_rules_table
 
-        emit(render_rules_table(rules, color=_tty()), None)
+        emit(render_rules_table(rules, color=stdout_is_terminal(), width=terminal_width()), None)
     else:
         raise UsageError(f"--format {fmt!r}: rules are listed as console or json")
 
@@ -49,16 +49,10 @@ def explain(rule_id: Annotated[str, typer.Argument(help="Rule id, for example GA
 
     rule = default_registry().rule(rule_id)
     text = rule_markdown(rule)
-    if _tty():
+    if stdout_is_terminal():
         from rich.console import Console
         from rich.markdown import Markdown
 
         Console().print(Markdown(text))
     else:
         emit(text, None)
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stdout.isatty()

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, note, open_store
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    OutputOption,
+    emit,
+    load,
+    note,
+    open_store,
+    stdout_is_terminal,
+    terminal_width,
+)
 
 
 def scan(
@@ -122,14 +132,13 @@ def scan(
     if settings.store:
         with open_store(loaded) as st:
             st.save_report(report)
-    emit(render(report, settings.format, color=output is None and _color()), output)
+    emit(
+        render(
+            report, settings.format, color=output is None and stdout_is_terminal(), width=terminal_width()
+        ),
+        output,
+    )
     code = report.exit_code(fail_on=settings.fail_on, allow_incomplete=settings.allow_incomplete)
     stored_note = f"run {report.run_id[:12]} saved" if settings.store else "run not saved (--no-store)"
     note(f"{len(report.findings)} findings, {len(report.errors)} errors; {stored_note}; exit {int(code)}")
     raise typer.Exit(int(code))
-
-
-def _color() -> bool:
-    import sys
-
-    return sys.stdout.isatty()

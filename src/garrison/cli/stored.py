@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, make_console, open_store
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    OutputOption,
+    emit,
+    load,
+    make_console,
+    open_store,
+    stdout_is_terminal,
+    terminal_width,
+)
 
 
 def findings(
@@ -58,7 +68,7 @@ def findings(
     else:
         from garrison.report.console import render_findings_table
 
-        emit(render_findings_table(found, color=_tty()), None)
+        emit(render_findings_table(found, color=stdout_is_terminal(), width=terminal_width()), None)
 
 
 def report(
@@ -77,7 +87,15 @@ def report(
     loaded = load({"db": db, "format": fmt}, config_file)
     with open_store(loaded) as store:
         scan_report = store.load_report(run, default_registry())
-    emit(render(scan_report, loaded.settings.format, color=output is None and _tty()), output)
+    emit(
+        render(
+            scan_report,
+            loaded.settings.format,
+            color=output is None and stdout_is_terminal(),
+            width=terminal_width(),
+        ),
+        output,
+    )
 
 
 def runs(
@@ -109,9 +127,3 @@ def runs(
         console.print(table)
     else:
         console.print("No scan runs stored yet. Run 'garrison scan PATH' first.")
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
