@@ -15,8 +15,15 @@ RULE_REDIRECTS: dict[str, str] = {}
 def builtin_detectors() -> tuple[type[Detector], ...]:
     """Every detector that ships with Garrison."""
     from garrison.inventory import DETECTORS as INVENTORY
+    from garrison.supplychain.containers import DETECTORS as CONTAINERS
+    from garrison.supplychain.gguf import DETECTORS as GGUF
+    from garrison.supplychain.keras import DETECTORS as KERAS
+    from garrison.supplychain.onnx import DETECTORS as ONNX
+    from garrison.supplychain.pickle import DETECTORS as PICKLE
+    from garrison.supplychain.safetensors import DETECTORS as SAFETENSORS
+    from garrison.supplychain.templates import DETECTORS as TEMPLATES
 
-    return (*INVENTORY,)
+    return (*INVENTORY, *PICKLE, *CONTAINERS, *KERAS, *ONNX, *SAFETENSORS, *GGUF, *TEMPLATES)
 
 
 def default_registry(*, plugins: bool = True) -> Registry:

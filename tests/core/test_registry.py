@@ -53,8 +53,15 @@ def test_duplicates_are_rejected() -> None:
     class Gamma(Alpha):
         name = "gamma"
 
-    with pytest.raises(RegistryError, match="GAR-TST-001 of 'gamma' is already registered by 'alpha'"):
-        registry.add(Gamma)
+    registry.add(Gamma)  # the same rule, emitted by two detectors, is shared
+    assert registry.owner("GAR-TST-001") == "alpha"
+
+    class Delta(Alpha):
+        name = "delta"
+        rules: ClassVar[tuple[Rule, ...]] = (make_rule(id="GAR-TST-001", name="clashing-test-rule"),)
+
+    with pytest.raises(RegistryError, match="GAR-TST-001 of 'delta' is already registered by 'alpha'"):
+        registry.add(Delta)
 
 
 def test_malformed_detectors_are_rejected() -> None:

@@ -36,7 +36,7 @@ def list_rules(
     elif fmt == "console":
         from garrison.report.console import render_rules_table
 
-        emit(render_rules_table(rules, color=stdout_is_terminal(), width=terminal_width()), None)
+        emit(render_rules_table(rules, color=stdout_is_terminal(), width=terminal_width() or 180), None)
     else:
         raise UsageError(f"--format {fmt!r}: rules are listed as console or json")
 

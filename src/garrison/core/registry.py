@@ -68,6 +68,12 @@ class FileTarget:
     """Facts the format identification found (``protocol=4``, ``members=12``)."""
     malformed: str | None = None
     """Why the file's structure is broken, when identification found it broken."""
+    member: str | None = None
+    """For a file taken out of an archive: its name inside the archive the scan started from,
+    nested archives joined with ``!`` (``inner.zip!model.pt``). ``None`` for a file on disk. The
+    bytes are then at :attr:`path`, a bounded temporary copy the engine deletes after the scan."""
+    depth: int = 0
+    """How many archives deep the file lies (0 for a file on disk)."""
 
     def open(self) -> IO[bytes]:
         """Open the file for reading. Detectors read with limits; they never execute it."""
@@ -126,7 +132,7 @@ class Registry:
             problems = rule_problems(rule)
             if problems:
                 raise RegistryError(f"rule {rule.id!r} of {owner!r}: " + "; ".join(problems))
-            if rule.id in self._rules and self._owners[rule.id] != owner:
+            if rule.id in self._rules and self._owners[rule.id] != owner and self._rules[rule.id] != rule:
                 raise RegistryError(
                     f"rule {rule.id} of {owner!r} is already registered by {self._owners[rule.id]!r}"
                 )

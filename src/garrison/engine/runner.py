@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -15,10 +17,12 @@ from garrison.core.config import Settings
 from garrison.core.errors import GarrisonError, ResourceLimitError, UsageError
 from garrison.core.events import utc_now
 from garrison.core.evidence import Observation
-from garrison.core.findings import Finding
+from garrison.core.findings import Finding, Location
 from garrison.core.registry import FileDetector, FileTarget, Registry
 from garrison.core.results import ErrorRecord, ScanReport, SkippedRecord
-from garrison.engine.rules import SCAN_LIMIT_REACHED, SYMLINK_ESCAPES_ROOT
+from garrison.core.rules import Rule
+from garrison.engine.archives import EXPANDED_FORMATS, Budget, Extracted, Problem, limit_rule, open_archive
+from garrison.engine.rules import ARCHIVE_LIMIT_REACHED, SCAN_LIMIT_REACHED, SYMLINK_ESCAPES_ROOT
 from garrison.engine.walker import FileEntry, LinkEntry, ProblemEntry, SkipEntry, walk
 from garrison.formats import HEAD_BYTES, identify
 
@@ -199,28 +203,149 @@ def _scan_file(
         )
         return
     asset = Asset(kind=AssetKind.FILE, locator=entry.locator, digest=digest, size=size, format=ident.format)
-    out.assets.append(asset)
     target = FileTarget(
         path=entry.path, asset=asset, head=head, details=ident.details, malformed=ident.malformed
     )
+    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=None)
+
+
+def _scan_target(
+    target: FileTarget,
+    *,
+    detectors: list[FileDetector],
+    keep: Callable[[str], bool],
+    out: _Collector,
+    budget: Budget | None,
+) -> None:
+    """Run every applicable detector on ``target``, then open it if it is a generic archive."""
+    locator = target.asset.locator
+    out.assets.append(target.asset)
     for detector in detectors:
         if not detector.applies_to(target):
             continue
         try:
             out.findings.extend(f for f in detector.scan(target) if keep(f.rule.id))
         except ResourceLimitError as exc:
-            _limit(out, keep, entry.locator, f"{detector.name}: {exc.message}", exc.limit, int(exc.value))
+            _limit(out, keep, locator, f"{detector.name}: {exc.message}", exc.limit, int(exc.value))
         except GarrisonError as exc:
-            out.errors.append(ErrorRecord(locator=entry.locator, detector=detector.name, message=exc.message))
+            out.errors.append(ErrorRecord(locator=locator, detector=detector.name, message=exc.message))
         except Exception as exc:  # noqa: BLE001 - one broken detector must not end the scan
             out.errors.append(
                 ErrorRecord(
-                    locator=entry.locator,
+                    locator=locator,
                     detector=detector.name,
                     message=f"detector failed unexpectedly ({type(exc).__name__}: {exc}); "
                     "please report this as a Garrison bug",
                 )
             )
+    if (target.asset.format or "") in EXPANDED_FORMATS:
+        if budget is None:
+            with tempfile.TemporaryDirectory(prefix="garrison-") as tmp:
+                _expand(target, Path(tmp), detectors=detectors, keep=keep, out=out, budget=Budget())
+        else:
+            _expand(target, target.path.parent, detectors=detectors, keep=keep, out=out, budget=budget)
+
+
+def _expand(
+    target: FileTarget,
+    tmp: Path,
+    *,
+    detectors: list[FileDetector],
+    keep: Callable[[str], bool],
+    out: _Collector,
+    budget: Budget,
+) -> None:
+    locator = target.asset.locator
+    if target.depth >= budget.max_depth:
+        _archive_problem(
+            out,
+            keep,
+            target,
+            ARCHIVE_LIMIT_REACHED,
+            f"{locator} is nested {target.depth} archives deep, the limit is {budget.max_depth}; not opened",
+            incomplete=True,
+        )
+        return
+    level = tmp / f"d{target.depth}-{budget.members}"
+    level.mkdir()
+    try:
+        for item in open_archive(
+            target.path, target.asset.format or "", locator, target.asset.size or 0, level, budget
+        ):
+            if isinstance(item, Problem):
+                _archive_problem(
+                    out, keep, target, item.rule, item.message, member=item.name, incomplete=item.incomplete
+                )
+                continue
+            try:
+                _scan_member(target, item, detectors=detectors, keep=keep, out=out, budget=budget)
+            finally:
+                item.path.unlink(missing_ok=True)
+    except ResourceLimitError as exc:
+        _archive_problem(
+            out, keep, target, limit_rule(exc.limit), f"{locator}: {exc.message}", incomplete=True
+        )
+    except GarrisonError as exc:
+        out.errors.append(ErrorRecord(locator=locator, message=f"archive cannot be opened: {exc.message}"))
+    finally:
+        shutil.rmtree(level, ignore_errors=True)
+
+
+def _scan_member(
+    parent: FileTarget,
+    item: Extracted,
+    *,
+    detectors: list[FileDetector],
+    keep: Callable[[str], bool],
+    out: _Collector,
+    budget: Budget,
+) -> None:
+    locator = f"{parent.asset.locator}!{item.name}"
+    member = item.name if parent.member is None else f"{parent.member}!{item.name}"
+    try:
+        ident = identify(item.path, item.head, item.size)
+    except GarrisonError as exc:
+        out.errors.append(ErrorRecord(locator=locator, message=exc.message))
+        return
+    asset = Asset(
+        kind=AssetKind.FILE, locator=locator, digest=item.digest, size=item.size, format=ident.format
+    )
+    target = FileTarget(
+        path=item.path,
+        asset=asset,
+        head=item.head,
+        details=ident.details,
+        malformed=ident.malformed,
+        member=member,
+        depth=parent.depth + 1,
+    )
+    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=budget)
+
+
+def _archive_problem(
+    out: _Collector,
+    keep: Callable[[str], bool],
+    target: FileTarget,
+    rule: Rule | None,
+    message: str,
+    *,
+    member: str | None = None,
+    incomplete: bool = False,
+) -> None:
+    locator = target.asset.locator
+    if incomplete:
+        out.errors.append(ErrorRecord(locator=locator, message=message))
+    if rule is not None and keep(rule.id):
+        out.findings.append(
+            Finding.create(
+                rule=rule,
+                asset=target.asset,
+                message=message,
+                detector=ENGINE,
+                location=Location(member=member),
+                evidence=(Observation(name="archive-member", actual=member or locator),),
+            )
+        )
 
 
 def _read(path: Path) -> tuple[bytes, str, int]:

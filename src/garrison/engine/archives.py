@@ -1,0 +1,272 @@
+"""Opening generic archives (zip, tar, gzip, bzip2, xz, LZ4, 7z) so their members get scanned.
+
+Each member is copied, bounded, into a temporary file and handed back to the engine, which
+identifies it by content and runs every detector on it, recursing into archives inside archives.
+Model formats built on zip (PyTorch, TorchScript, npz, Keras) are not expanded: their own
+scanners read them the way their loaders do. Names that would escape an extraction folder, links
+that point out of it, unreadable members and every limit hit are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import posixpath
+import re
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from garrison.core.errors import GarrisonError, ResourceLimitError
+from garrison.core.rules import Rule
+from garrison.engine.rules import (
+    ARCHIVE_BOMB,
+    ARCHIVE_LIMIT_REACHED,
+    ARCHIVE_LINK_ESCAPES,
+    ARCHIVE_MEMBER_UNREADABLE,
+    ARCHIVE_PATH_TRAVERSAL,
+)
+from garrison.supplychain.containers.streams import MAX_RATIO, decode_stream
+from garrison.supplychain.containers.zipreader import (
+    FileSource,
+    iter_member,
+    read_directory,
+    read_local_header,
+)
+
+EXPANDED_FORMATS = frozenset({"zip", "tar", "gzip", "bz2", "xz", "lz4", "7z"})
+"""Formats the engine opens; model formats built on archives are left to their scanners."""
+
+MAX_DEPTH = 4
+"""Deepest nesting of archives opened."""
+MAX_MEMBERS = 10_000
+"""Most members opened from one file on disk, all nesting levels together."""
+MAX_EXPANDED_BYTES = 4 * 2**30
+"""Most bytes extracted from one file on disk, all nesting levels together."""
+
+_CHUNK = 1 << 20
+_S_IFMT, _S_IFLNK = 0o170000, 0o120000
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(slots=True)
+class Budget:
+    """What one file on disk may still expand to."""
+
+    members: int = MAX_MEMBERS
+    expanded: int = MAX_EXPANDED_BYTES
+    max_depth: int = MAX_DEPTH
+    max_ratio: int = MAX_RATIO
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extracted:
+    """A member copied to a temporary file."""
+
+    name: str
+    path: Path
+    size: int
+    digest: str
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """Something wrong with the archive or a member; ``incomplete`` when content went unscanned."""
+
+    rule: Rule | None
+    message: str
+    name: str | None = None
+    incomplete: bool = False
+    details: tuple[tuple[str, str], ...] = field(default=())
+
+
+def escapes(name: str) -> bool:
+    """Whether extracting ``name`` would write outside the extraction folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or _DRIVE.match(name):
+        return True
+    return ".." in posixpath.normpath(name).split("/")
+
+
+def _link_escapes(name: str, target: str) -> bool:
+    target = target.replace("\\", "/")
+    if target.startswith("/") or _DRIVE.match(target):
+        return True
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(name.replace("\\", "/")), target))
+    return joined == ".." or joined.startswith("../")
+
+
+def _copy(chunks: Iterable[bytes], dest: Path, budget: Budget, name: str) -> Extracted:
+    hasher = hashlib.sha256()
+    size = 0
+    head = b""
+    with dest.open("wb") as out:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > budget.expanded:
+                raise ResourceLimitError(
+                    f"{name}: the archive expands past {MAX_EXPANDED_BYTES} bytes in total",
+                    limit="archive-expanded-bytes",
+                    value=MAX_EXPANDED_BYTES,
+                )
+            if len(head) < 65536:
+                head += chunk[: 65536 - len(head)]
+            hasher.update(chunk)
+            out.write(chunk)
+    budget.expanded -= size
+    return Extracted(name=name, path=dest, size=size, digest="sha256:" + hasher.hexdigest(), head=head)
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(_CHUNK):
+        yield chunk
+
+
+def _take(budget: Budget, name: str) -> None:
+    if budget.members <= 0:
+        raise ResourceLimitError(
+            f"{name}: more than {MAX_MEMBERS} archive members", limit="archive-members", value=MAX_MEMBERS
+        )
+    budget.members -= 1
+
+
+def _check_name(name: str) -> Problem | None:
+    if escapes(name):
+        return Problem(
+            rule=ARCHIVE_PATH_TRAVERSAL,
+            name=name,
+            message=f"member {name!r} would be extracted outside the target folder",
+        )
+    return None
+
+
+def _zip(path: Path, size: int, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+    with path.open("rb") as handle:
+        src = FileSource(handle, size)
+        directory = read_directory(src)
+        for entry in directory.entries:
+            name = entry.name
+            if problem := _check_name(name):
+                yield problem
+            if name.endswith("/"):
+                continue
+            _take(budget, name)
+            try:
+                local = read_local_header(src, entry, base=directory.prefix)
+                chunks = iter_member(
+                    src, entry, local, max_bytes=budget.expanded, exact_size=False, max_ratio=budget.max_ratio
+                )
+                if (entry.external_attr >> 16) & _S_IFMT == _S_IFLNK:
+                    target = b"".join(chunks)[:4096].decode("utf-8", "replace")
+                    if _link_escapes(name, target):
+                        yield Problem(
+                            rule=ARCHIVE_LINK_ESCAPES,
+                            name=name,
+                            message=f"link {name!r} points to {target!r}",
+                        )
+                    continue
+                yield _copy(chunks, tmp / f"m{budget.members}", budget, name)
+            except ResourceLimitError:
+                raise
+            except GarrisonError as exc:
+                yield Problem(rule=ARCHIVE_MEMBER_UNREADABLE, name=name, message=exc.message, incomplete=True)
+
+
+def _tar(path: Path, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for info in iter(tar.next, None):
+                name = info.name
+                if problem := _check_name(name):
+                    yield problem
+                if info.issym() or info.islnk():
+                    if _link_escapes(name, info.linkname) or (info.islnk() and escapes(info.linkname)):
+                        kind = "symbolic link" if info.issym() else "hard link"
+                        yield Problem(
+                            rule=ARCHIVE_LINK_ESCAPES,
+                            name=name,
+                            message=f"{kind} {name!r} points to {info.linkname!r}",
+                        )
+                    continue
+                if not info.isfile():
+                    continue
+                _take(budget, name)
+                stream = tar.extractfile(info)
+                if stream is None:
+                    continue
+                yield _copy(_chunks(stream), tmp / f"m{budget.members}", budget, name)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        yield Problem(rule=None, message=f"tar archive cannot be read ({str(exc)[:120]})", incomplete=True)
+
+
+def _stream(path: Path, fmt: str, locator: str, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+    base = locator.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+    stem, dot, ext = base.rpartition(".")
+    name = stem if dot and ext.lower() in ("gz", "bz2", "xz", "lz4", "tgz") else base + ".decompressed"
+    _take(budget, name)
+    with path.open("rb") as handle:
+        try:
+            chunks = decode_stream(handle.read, fmt, max_bytes=budget.expanded, max_ratio=budget.max_ratio)
+            yield _copy(chunks, tmp / f"m{budget.members}", budget, name)
+        except ResourceLimitError:
+            raise
+        except GarrisonError as exc:
+            yield Problem(rule=ARCHIVE_MEMBER_UNREADABLE, name=name, message=exc.message, incomplete=True)
+
+
+def _seven_zip(path: Path, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+    try:
+        py7zr = importlib.import_module("py7zr")
+    except ImportError:
+        yield Problem(
+            rule=None,
+            message="7z archive not scanned: reading it needs the optional dependency 'py7zr' "
+            "(pip install 'garrison[archives]')",
+            incomplete=True,
+        )
+        return
+    with py7zr.SevenZipFile(path, mode="r") as archive:
+        infos = [i for i in archive.list() if not i.is_directory]
+    for info in infos:
+        name = str(info.filename)
+        if problem := _check_name(name):
+            yield problem
+        _take(budget, name)
+        declared = int(info.uncompressed or 0)
+        if declared > budget.expanded:
+            raise ResourceLimitError(
+                f"{name}: expands past the archive byte limit", limit="archive-expanded-bytes", value=declared
+            )
+        out = tmp / f"x{budget.members}"
+        out.mkdir()
+        with py7zr.SevenZipFile(path, mode="r") as archive:
+            archive.extract(path=out, targets=[name])
+        files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
+        for file in files[:1]:
+            with file.open("rb") as handle:
+                yield _copy(_chunks(handle), tmp / f"m{budget.members}", budget, name)
+
+
+def open_archive(
+    path: Path, fmt: str, locator: str, size: int, tmp: Path, budget: Budget
+) -> Iterator[Extracted | Problem]:
+    """Members of the archive at ``path`` (format ``fmt``), extracted under ``tmp`` within ``budget``.
+
+    Raises ``ResourceLimitError`` when a member count, byte or ratio limit is hit.
+    """
+    if fmt == "zip":
+        return _zip(path, size, tmp, budget)
+    if fmt == "tar":
+        return _tar(path, tmp, budget)
+    if fmt == "7z":
+        return _seven_zip(path, tmp, budget)
+    return _stream(path, fmt, locator, tmp, budget)
+
+
+def limit_rule(limit: str) -> Rule:
+    """The rule for a limit hit while expanding: a bomb for bytes and ratio, else too deep or too many."""
+    bomb = limit in ("expansion-ratio", "archive-expanded-bytes", "expanded-bytes")
+    return ARCHIVE_BOMB if bomb else ARCHIVE_LIMIT_REACHED

@@ -1,0 +1,218 @@
+"""The engine opens generic archives, recursing within limits, and reports archive abuse."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import importlib.util
+import io
+import lzma
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from garrison.core.config import Settings
+from garrison.core.findings import Finding
+from garrison.core.registry import FileDetector, FileTarget, Registry
+from garrison.core.results import ScanReport
+from garrison.core.rules import Rule
+from garrison.core.severity import Severity
+from garrison.engine import archives
+from garrison.engine.rules import ENGINE_RULES
+from garrison.engine.runner import scan_path
+
+MARKER = Rule(
+    id="GAR-TST-001",
+    name="marker-found",
+    title="marker",
+    severity=Severity.HIGH,
+    description="test rule",
+    remediation="none",
+    cwe=("CWE-20",),
+)
+
+
+class MarkerDetector(FileDetector):
+    """Flags every file whose bytes contain EVIL, and records what it saw."""
+
+    name: ClassVar[str] = "marker"
+    summary: ClassVar[str] = "test"
+    rules: ClassVar[tuple[Rule, ...]] = (MARKER,)
+    seen: ClassVar[list[tuple[str, str | None, str | None]]] = []
+
+    def scan(self, target: FileTarget) -> Iterator[Finding]:
+        MarkerDetector.seen.append((target.asset.locator, target.asset.format, target.member))
+        with target.open() as handle:
+            if b"EVIL" in handle.read():
+                yield Finding.create(rule=MARKER, asset=target.asset, message="marker", detector=self.name)
+
+
+def _scan(path: Path) -> ScanReport:
+    registry = Registry()
+    registry.add_rules(ENGINE_RULES, owner="engine")
+    registry.add(MarkerDetector)
+    MarkerDetector.seen = []
+    return scan_path(path, settings=Settings(store=False), registry=registry)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _rules(report: ScanReport) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for finding in report.findings:
+        found.setdefault(finding.rule.id, set()).add(finding.asset.locator)
+    return found
+
+
+def test_zip_in_zip_members_are_scanned_with_nested_locators(tmp_path: Path) -> None:
+    inner = _zip({"model/evil.bin": b"xxEVILxx", "ok.txt": b"fine"})
+    (tmp_path / "outer.zip").write_bytes(_zip({"inner.zip": inner, "readme.md": b"# hi"}))
+    report = _scan(tmp_path / "outer.zip")
+    assert _rules(report)["GAR-TST-001"] == {"outer.zip!inner.zip!model/evil.bin"}
+    members = {member for _, _, member in MarkerDetector.seen}
+    assert "inner.zip!model/evil.bin" in members
+    assert report.complete
+    assert not list(tmp_path.iterdir())[1:]  # no temporary files left next to the input
+
+
+def test_junk_before_a_zip_does_not_hide_its_members(tmp_path: Path) -> None:
+    (tmp_path / "x.zip").write_bytes(b"MZ" + b"\x00" * 300 + _zip({"a.bin": b"EVIL"}))
+    assert "x.zip!a.bin" in _rules(_scan(tmp_path / "x.zip"))["GAR-TST-001"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "pack"),
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+    ],
+)
+def test_compressed_streams_are_opened(tmp_path: Path, suffix: str, pack: object) -> None:
+    assert callable(pack)
+    (tmp_path / f"payload.bin{suffix}").write_bytes(pack(b"header EVIL " * 10))
+    assert _rules(_scan(tmp_path / f"payload.bin{suffix}"))["GAR-TST-001"] == {
+        f"payload.bin{suffix}!payload.bin"
+    }
+
+
+def _tar(path: Path, mode: str, members: list[tarfile.TarInfo], data: dict[str, bytes]) -> None:
+    with tarfile.open(path, mode) as tar:
+        for info in members:
+            payload = data.get(info.name)
+            if payload is not None:
+                info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+
+
+def test_tar_traversal_and_links_are_reported(tmp_path: Path) -> None:
+    evil = tarfile.TarInfo("../../etc/cron.d/job")
+    absolute = tarfile.TarInfo("/tmp/abs.txt")
+    link = tarfile.TarInfo("config.json")
+    link.type, link.linkname = tarfile.SYMTYPE, "/home/user/.ssh/id_rsa"
+    hard = tarfile.TarInfo("weights.bin")
+    hard.type, hard.linkname = tarfile.LNKTYPE, "../outside"
+    inside = tarfile.TarInfo("alias")
+    inside.type, inside.linkname = tarfile.SYMTYPE, "model/a.bin"
+    ok = tarfile.TarInfo("model/a.bin")
+    _tar(
+        tmp_path / "m.tar.gz",
+        "w:gz",
+        [evil, absolute, link, hard, inside, ok],
+        {"../../etc/cron.d/job": b"EVIL", "/tmp/abs.txt": b"x", "model/a.bin": b"ok"},
+    )
+    report = _scan(tmp_path / "m.tar.gz")
+    messages = " ".join(f.message for f in report.findings)
+    rules = _rules(report)
+    assert rules["GAR-ARC-101"] == {"m.tar.gz"}
+    assert "../../etc/cron.d/job" in messages
+    assert "/tmp/abs.txt" in messages
+    assert {f.location.member for f in report.findings if f.rule.id == "GAR-ARC-102"} == {
+        "config.json",
+        "weights.bin",
+    }
+    assert "m.tar.gz!../../etc/cron.d/job" in rules["GAR-TST-001"]  # still scanned
+
+
+def test_zip_slip_and_zip_symlinks(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("../evil.py", b"print()")
+        info = zipfile.ZipInfo("link")
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, "../../etc/passwd")
+    (tmp_path / "a.zip").write_bytes(out.getvalue())
+    rules = _rules(_scan(tmp_path / "a.zip"))
+    assert "GAR-ARC-101" in rules
+    assert "GAR-ARC-102" in rules
+
+
+def test_nesting_deeper_than_the_limit_is_a_finding_and_incomplete(tmp_path: Path) -> None:
+    blob = _zip({"deep.bin": b"EVIL"})
+    for level in range(6):
+        blob = _zip({f"level{level}.zip": blob})
+    (tmp_path / "nest.zip").write_bytes(blob)
+    report = _scan(tmp_path / "nest.zip")
+    assert "GAR-ARC-202" in _rules(report)
+    assert not report.complete
+
+
+def test_a_zip_bomb_ends_in_a_finding(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\x00" * (64 * 2**20))
+    (tmp_path / "bomb.zip").write_bytes(out.getvalue())
+    report = _scan(tmp_path / "bomb.zip")
+    assert "GAR-ARC-201" in _rules(report)
+    assert not report.complete
+
+
+def test_member_count_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archives, "MAX_MEMBERS", 3)
+    monkeypatch.setattr(archives.Budget, "__init__", _budget_with(members=3))
+    (tmp_path / "many.zip").write_bytes(_zip({f"f{i}": b"x" for i in range(10)}))
+    report = _scan(tmp_path / "many.zip")
+    assert "GAR-ARC-202" in _rules(report)
+    assert not report.complete
+
+
+def _budget_with(**overrides: int) -> object:
+    original = archives.Budget.__init__
+
+    def init(self: archives.Budget, **kwargs: int) -> None:
+        original(self, **{**kwargs, **overrides})
+
+    return init
+
+
+def test_7z_without_py7zr_is_reported_not_scannable(tmp_path: Path) -> None:
+    if importlib.util.find_spec("py7zr") is not None:
+        pytest.skip("py7zr is installed: this checks the fallback")
+    (tmp_path / "model.7z").write_bytes(b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 40)
+    report = _scan(tmp_path / "model.7z")
+    assert not report.complete
+    assert any("py7zr" in e.message for e in report.errors)
+
+
+def test_model_formats_built_on_zip_are_not_expanded(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "m.pt")
+    _scan(tmp_path / "m.pt")
+    assert [loc for loc, _, _ in MarkerDetector.seen] == ["m.pt"]
+
+
+def test_escape_checks() -> None:
+    for name in ("../x", "/abs", "C:\\win", "a/../../b"):
+        assert archives.escapes(name)
+    for name in ("a/../b", "a/b"):
+        assert not archives.escapes(name)
