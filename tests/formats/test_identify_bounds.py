@@ -124,3 +124,15 @@ def test_bad_string_escapes_in_protocol_0_do_not_warn(tmp_path: Path) -> None:
     # which (with warnings as errors) used to surface as a sniffer failure.
     found = identify_bytes(b"S'\\\xa4'\np0\n.", tmp_path)
     assert found is not None
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path: Path) -> None:
+    import json
+    import struct
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    header += b" " * (0x280 - len(header))  # length 0x280: first byte 0x80, second 0x02 (like PROTO 2)
+    data = struct.pack("<Q", len(header)) + header + b"\x00" * 4
+    found = identify_bytes(data, tmp_path)
+    assert found is not None
+    assert found.format == "safetensors"

@@ -41,8 +41,10 @@ SNIFFERS: tuple[tuple[str, Sniffer], ...] = (
     ("hdf5", sniff_hdf5),
     ("parquet", sniff_parquet),
     ("compressed", sniff_compressed),
-    ("pickle", _framed_pickle),
+    # safetensors before framed pickles: a header length whose low byte is 0x80 starts like a pickle,
+    # while a pickle never carries a safetensors JSON header at offset 8.
     ("safetensors", sniff_safetensors),
+    ("pickle", _framed_pickle),
     ("tar", sniff_tar),
     ("protobuf", sniff_protobuf),
     ("pickle-text", sniff_pickle),
