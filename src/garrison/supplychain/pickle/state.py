@@ -11,6 +11,7 @@ or copied: constants are references into the buffer.
 from __future__ import annotations
 
 import mmap
+from abc import ABC, abstractmethod
 
 from garrison.supplychain.pickle.model import GlobalRef, PersistentRef, PickleAnalysis, PickleLimits
 from garrison.supplychain.pickle.opcodes import decode, is_opcode
@@ -74,7 +75,7 @@ class StopReachedError(Exception):
         self.end = end
 
 
-class State:
+class State(ABC):
     """The unpickler's state during one run over one pickle, and the helpers opcodes share."""
 
     def __init__(self, buf: Buffer, start: int, limits: PickleLimits, depth: int = 0) -> None:
@@ -266,9 +267,9 @@ class State:
         self.skipped.append((start, pos + nbytes - start))
         return pos + nbytes
 
+    @abstractmethod
     def run_inner(self, pos: int) -> PickleAnalysis:
         """Analyse a pickle that starts at ``pos`` inside this one (joblib object arrays)."""
-        raise NotImplementedError
 
     def line_end(self, pos: int) -> int:
         """Offset of the newline ending the text argument that starts at ``pos``."""
