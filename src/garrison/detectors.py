@@ -11,6 +11,22 @@ from garrison.core.registry import Detector, Registry
 #: Retired rule ids and the ids that replaced them. Retired ids are never reused.
 RULE_REDIRECTS: dict[str, str] = {}
 
+MODEL_RULE_FAMILIES: tuple[str, ...] = (
+    "GAR-PKL",
+    "GAR-PT",
+    "GAR-NPY",
+    "GAR-KRS",
+    "GAR-ONNX",
+    "GAR-SFT",
+    "GAR-GGUF",
+    "GAR-TPL",
+    "GAR-ARC",
+    "GAR-SCAN",
+    "GAR-FMT",
+)
+"""Rule families of the model supply-chain scan (``garrison scan model``): model formats, the
+archives they come in, the engine's limits and the file inventory."""
+
 
 def builtin_detectors() -> tuple[type[Detector], ...]:
     """Every detector that ships with Garrison."""

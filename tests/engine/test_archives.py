@@ -51,12 +51,12 @@ class MarkerDetector(FileDetector):
                 yield Finding.create(rule=MARKER, asset=target.asset, message="marker", detector=self.name)
 
 
-def _scan(path: Path) -> ScanReport:
+def _scan(path: Path, **settings: int) -> ScanReport:
     registry = Registry()
     registry.add_rules(ENGINE_RULES, owner="engine")
     registry.add(MarkerDetector)
     MarkerDetector.seen = []
-    return scan_path(path, settings=Settings(store=False), registry=registry)
+    return scan_path(path, settings=Settings(store=False, **settings), registry=registry)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -177,22 +177,21 @@ def test_a_zip_bomb_ends_in_a_finding(tmp_path: Path) -> None:
     assert not report.complete
 
 
-def test_member_count_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archives, "MAX_MEMBERS", 3)
-    monkeypatch.setattr(archives.Budget, "__init__", _budget_with(members=3))
+def test_member_count_limit(tmp_path: Path) -> None:
     (tmp_path / "many.zip").write_bytes(_zip({f"f{i}": b"x" for i in range(10)}))
-    report = _scan(tmp_path / "many.zip")
+    report = _scan(tmp_path / "many.zip", archive_max_members=3)
     assert "GAR-ARC-202" in _rules(report)
     assert not report.complete
+    assert any("more than 3 archive members" in e.message for e in report.errors)
 
 
-def _budget_with(**overrides: int) -> object:
-    original = archives.Budget.__init__
-
-    def init(self: archives.Budget, **kwargs: int) -> None:
-        original(self, **{**kwargs, **overrides})
-
-    return init
+def test_depth_and_ratio_limits_come_from_settings(tmp_path: Path) -> None:
+    (tmp_path / "one.zip").write_bytes(_zip({"inner.zip": _zip({"a.txt": b"hello"})}))
+    assert "GAR-ARC-202" in _rules(_scan(tmp_path / "one.zip", archive_max_depth=1))
+    assert "GAR-ARC-202" not in _rules(_scan(tmp_path / "one.zip", archive_max_depth=2))
+    (tmp_path / "z.zip").write_bytes(_zip({"zeros.bin": b"\x00" * (4 * 2**20)}))
+    assert "GAR-ARC-201" in _rules(_scan(tmp_path / "z.zip", archive_max_ratio=50))
+    assert "GAR-ARC-201" not in _rules(_scan(tmp_path / "z.zip", archive_max_ratio=2000))
 
 
 def test_7z_without_py7zr_is_reported_not_scannable(tmp_path: Path) -> None:

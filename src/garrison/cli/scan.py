@@ -21,8 +21,14 @@ from garrison.cli.common import (
 
 
 def scan(
-    path: Annotated[
-        Path, typer.Argument(help="File or directory to scan.", show_default=False, metavar="PATH")
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="PATH (a file, a directory or a Hugging Face cache folder), or 'model' followed by a "
+            "PATH or a Hugging Face repository id for the focused model scan.",
+            show_default=False,
+            metavar="[model] PATH",
+        ),
     ],
     fmt: Annotated[
         str | None,
@@ -87,19 +93,53 @@ def scan(
         bool | None,
         typer.Option("--progress/--no-progress", help="Show progress on stderr.", show_default=False),
     ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            "--digest",
+            metavar="MODE",
+            help="SHA-256 of each file: auto (files up to digest-max-bytes, 64 MiB), full or none.",
+            show_default=False,
+        ),
+    ] = None,
+    revision: Annotated[
+        str,
+        typer.Option(
+            "--revision",
+            metavar="REV",
+            help="With 'scan model REPO_ID': branch, tag or commit in the local Hugging Face cache.",
+        ),
+    ] = "main",
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:
-    """Scan a file or directory with every detector that applies, and report the findings.
+    """Scan files for hidden code and other risks, and report the findings.
 
-    The run is saved in the store unless --no-store. Exit codes: 0 clean, 1 findings at or
-    above --fail-on, 2 usage error, 3 incomplete, 4 internal error.
+    \b
+    garrison scan PATH           every detector on a file, a directory or a Hugging Face cache
+    garrison scan model TARGET   the focused form: only model supply-chain rules; TARGET is a
+                                 path or a repository id found in the local Hugging Face cache
+                                 (HF_HUB_CACHE, HF_HOME or ~/.cache/huggingface/hub)
+
+    Formats are identified from content, never from the extension. The run is saved in the store
+    unless --no-store. Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage error,
+    3 incomplete, 4 internal error.
+
+    \b
+    Examples:
+      garrison scan ./models --format sarif -o garrison.sarif
+      garrison scan model ~/.cache/huggingface/hub/models--org--name
+      garrison scan model org/name --revision v1.0 --fail-on medium
     """
     from garrison.cli.progress import make_progress
-    from garrison.detectors import default_registry
+    from garrison.detectors import MODEL_RULE_FAMILIES, default_registry
     from garrison.engine import scan_path
     from garrison.report import render
     from garrison.report.baseline import apply_baseline, load_baseline
+
+    path, label, focused = _target(targets, revision)
+    if focused and not select:
+        select = list(MODEL_RULE_FAMILIES)
 
     loaded = load(
         {
@@ -111,6 +151,7 @@ def scan(
             "store": store,
             "allow_incomplete": allow_incomplete,
             "progress": progress,
+            "digest": digest,
             "db": db,
         },
         config_file,
@@ -125,7 +166,7 @@ def scan(
         settings=settings,
         registry=registry,
         progress=make_progress(settings.progress),
-        target_label=str(path),
+        target_label=label,
     )
     if fingerprints is not None:
         report = apply_baseline(report, fingerprints)
@@ -142,3 +183,23 @@ def scan(
     stored_note = f"run {report.run_id[:12]} saved" if settings.store else "run not saved (--no-store)"
     note(f"{len(report.findings)} findings, {len(report.errors)} errors; {stored_note}; exit {int(code)}")
     raise typer.Exit(int(code))
+
+
+def _target(targets: list[str], revision: str) -> tuple[Path, str, bool]:
+    """The path to scan, its label in the report, and whether this is the focused model form."""
+    from garrison.core.errors import UsageError
+    from garrison.formats.hfcache import find_snapshot, looks_like_repo_id
+
+    if len(targets) == 1:
+        return Path(targets[0]), targets[0], False
+    if len(targets) != 2 or targets[0] != "model":
+        raise UsageError(
+            f"expected PATH or 'model TARGET', got {' '.join(targets)!r}",
+            hint="scan one path at a time, for example 'garrison scan ./models'",
+        )
+    given = targets[1]
+    path = Path(given).expanduser()
+    if path.exists() or path.is_symlink() or not looks_like_repo_id(given):
+        return path, given, True
+    snapshot = find_snapshot(given, revision=revision)
+    return snapshot, f"hf://{given}@{snapshot.name}", True

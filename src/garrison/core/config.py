@@ -33,6 +33,7 @@ CONFIG_FILENAME = "garrison.toml"
 DEFAULT_STATE_DIR = ".garrison"
 
 OutputFormat = Literal["console", "json", "sarif", "html"]
+DigestMode = Literal["auto", "full", "none"]
 
 
 class Settings(BaseModel):
@@ -76,6 +77,25 @@ class Settings(BaseModel):
     max_files: int = Field(default=200_000, ge=1, description="Most files one scan reads.")
     max_file_bytes: int = Field(default=64 * 2**30, ge=1, description="Largest file a scan reads, in bytes.")
     progress: bool = Field(default=True, description="Show progress bars on stderr.")
+    digest: DigestMode = Field(
+        default="auto",
+        description="Content digest of each scanned file: 'full' hashes every file, 'none' none, "
+        "'auto' only files up to digest-max-bytes (detectors skip tensor data; hashing it would "
+        "dominate the scan; sign or manifest large files for their digests).",
+    )
+    digest_max_bytes: int = Field(
+        default=64 * 2**20, ge=0, description="Largest file whose SHA-256 'auto' digest mode computes."
+    )
+    archive_max_depth: int = Field(default=4, ge=0, description="Deepest nesting of archives opened.")
+    archive_max_members: int = Field(
+        default=10_000, ge=1, description="Most archive members opened from one file, all levels together."
+    )
+    archive_max_expanded_bytes: int = Field(
+        default=4 * 2**30, ge=1, description="Most bytes extracted from one file, all levels together."
+    )
+    archive_max_ratio: int = Field(
+        default=200, ge=2, description="Highest expansion ratio of one compressed member before it is a bomb."
+    )
 
     @field_validator("fail_on", mode="before")
     @classmethod

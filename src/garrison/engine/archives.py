@@ -53,12 +53,24 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 @dataclass(slots=True)
 class Budget:
-    """What one file on disk may still expand to."""
+    """What one file on disk may still expand to; built per file from the archive settings."""
 
     members: int = MAX_MEMBERS
+    """Members that may still be opened (counts down)."""
     expanded: int = MAX_EXPANDED_BYTES
+    """Bytes that may still be extracted (counts down)."""
     max_depth: int = MAX_DEPTH
+    """Deepest nesting opened."""
     max_ratio: int = MAX_RATIO
+    """Highest decompressed/compressed ratio of one member before it is called a bomb."""
+    limit_members: int = field(init=False)
+    """The configured member limit, for messages."""
+    limit_expanded: int = field(init=False)
+    """The configured byte limit, for messages."""
+
+    def __post_init__(self) -> None:
+        self.limit_members = self.members
+        self.limit_expanded = self.expanded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,9 +120,9 @@ def _copy(chunks: Iterable[bytes], dest: Path, budget: Budget, name: str) -> Ext
             size += len(chunk)
             if size > budget.expanded:
                 raise ResourceLimitError(
-                    f"{name}: the archive expands past {MAX_EXPANDED_BYTES} bytes in total",
+                    f"{name}: the archive expands past {budget.limit_expanded} bytes in total",
                     limit="archive-expanded-bytes",
-                    value=MAX_EXPANDED_BYTES,
+                    value=budget.limit_expanded,
                 )
             if len(head) < 65536:
                 head += chunk[: 65536 - len(head)]
@@ -128,7 +140,9 @@ def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
 def _take(budget: Budget, name: str) -> None:
     if budget.members <= 0:
         raise ResourceLimitError(
-            f"{name}: more than {MAX_MEMBERS} archive members", limit="archive-members", value=MAX_MEMBERS
+            f"{name}: more than {budget.limit_members} archive members",
+            limit="archive-members",
+            value=budget.limit_members,
         )
     budget.members -= 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import uuid
@@ -192,7 +193,7 @@ def _scan_file(
         )
         return
     try:
-        head, digest, size = _read(entry.path)
+        head, digest, size = _read(entry.path, digest=_wants_digest(settings, size))
         ident = identify(entry.path, head, size)
     except GarrisonError as exc:
         out.errors.append(ErrorRecord(locator=entry.locator, message=exc.message))
@@ -206,7 +207,7 @@ def _scan_file(
     target = FileTarget(
         path=entry.path, asset=asset, head=head, details=ident.details, malformed=ident.malformed
     )
-    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=None)
+    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=None, settings=settings)
 
 
 def _scan_target(
@@ -216,6 +217,7 @@ def _scan_target(
     keep: Callable[[str], bool],
     out: _Collector,
     budget: Budget | None,
+    settings: Settings,
 ) -> None:
     """Run every applicable detector on ``target``, then open it if it is a generic archive."""
     locator = target.asset.locator
@@ -241,9 +243,25 @@ def _scan_target(
     if (target.asset.format or "") in EXPANDED_FORMATS:
         if budget is None:
             with tempfile.TemporaryDirectory(prefix="garrison-") as tmp:
-                _expand(target, Path(tmp), detectors=detectors, keep=keep, out=out, budget=Budget())
+                _expand(
+                    target,
+                    Path(tmp),
+                    detectors=detectors,
+                    keep=keep,
+                    out=out,
+                    budget=_budget(settings),
+                    settings=settings,
+                )
         else:
-            _expand(target, target.path.parent, detectors=detectors, keep=keep, out=out, budget=budget)
+            _expand(
+                target,
+                target.path.parent,
+                detectors=detectors,
+                keep=keep,
+                out=out,
+                budget=budget,
+                settings=settings,
+            )
 
 
 def _expand(
@@ -254,6 +272,7 @@ def _expand(
     keep: Callable[[str], bool],
     out: _Collector,
     budget: Budget,
+    settings: Settings,
 ) -> None:
     locator = target.asset.locator
     if target.depth >= budget.max_depth:
@@ -278,7 +297,9 @@ def _expand(
                 )
                 continue
             try:
-                _scan_member(target, item, detectors=detectors, keep=keep, out=out, budget=budget)
+                _scan_member(
+                    target, item, detectors=detectors, keep=keep, out=out, budget=budget, settings=settings
+                )
             finally:
                 item.path.unlink(missing_ok=True)
     except ResourceLimitError as exc:
@@ -299,6 +320,7 @@ def _scan_member(
     keep: Callable[[str], bool],
     out: _Collector,
     budget: Budget,
+    settings: Settings,
 ) -> None:
     locator = f"{parent.asset.locator}!{item.name}"
     member = item.name if parent.member is None else f"{parent.member}!{item.name}"
@@ -319,7 +341,7 @@ def _scan_member(
         member=member,
         depth=parent.depth + 1,
     )
-    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=budget)
+    _scan_target(target, detectors=detectors, keep=keep, out=out, budget=budget, settings=settings)
 
 
 def _archive_problem(
@@ -348,18 +370,40 @@ def _archive_problem(
         )
 
 
-def _read(path: Path) -> tuple[bytes, str, int]:
-    """First ``HEAD_BYTES`` bytes, SHA-256 of the whole file, and the bytes actually read."""
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
+def _read(path: Path, *, digest: bool) -> tuple[bytes, str | None, int]:
+    """First ``HEAD_BYTES`` bytes, SHA-256 of the whole file when ``digest``, and the file's size.
+
+    Without a digest only the head is read: the detectors seek to the parts they need, so tensor
+    data in a large checkpoint is never read at all.
+    """
     with path.open("rb") as handle:
+        if not digest:
+            head = handle.read(HEAD_BYTES)
+            return head, None, os.fstat(handle.fileno()).st_size
+        hasher = hashlib.sha256()
+        size = 0
+        head = b""
         while chunk := handle.read(_CHUNK):
             if size < HEAD_BYTES:
                 head += chunk[: HEAD_BYTES - size]
             hasher.update(chunk)
             size += len(chunk)
     return head, "sha256:" + hasher.hexdigest(), size
+
+
+def _wants_digest(settings: Settings, size: int) -> bool:
+    if settings.digest == "full":
+        return True
+    return settings.digest == "auto" and size <= settings.digest_max_bytes
+
+
+def _budget(settings: Settings) -> Budget:
+    return Budget(
+        members=settings.archive_max_members,
+        expanded=settings.archive_max_expanded_bytes,
+        max_depth=settings.archive_max_depth,
+        max_ratio=settings.archive_max_ratio,
+    )
 
 
 __all__ = ["Progress", "scan_path"]

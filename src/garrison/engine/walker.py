@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from garrison.formats.hfcache import REPO_DIR, snapshot_blob
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileEntry:
@@ -58,12 +60,15 @@ def _locator(path: Path, root: Path) -> str:
 def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
     """Yield every entry under ``target`` (a file or a directory), sorted by path.
 
-    Links are reported, never followed. A single file is its own root.
+    Links are reported, never followed, with one exception: a Hugging Face cache snapshot link
+    into its repository's ``blobs/`` (see :mod:`garrison.formats.hfcache`) is scanned under the
+    snapshot's file name, and each blob is scanned once. A single file is its own root.
     """
     root = target.parent if not target.is_dir() or target.is_symlink() else target
     real_root = root.resolve()
+    seen: dict[str, str] = {}
     if not target.is_dir() or target.is_symlink():
-        yield from _entry(target, root, real_root)
+        yield from _entry(target, root, real_root, seen)
         return
     stack = [target]
     while stack:
@@ -77,7 +82,10 @@ def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
                 message=f"directory cannot be read: {exc.strerror or exc}",
             )
             continue
-        subdirs = []
+        subdirs: list[Path] = []
+        if REPO_DIR.match(directory.name) is not None:
+            # Snapshots (named files) before blobs (hash names), so each blob is named once.
+            children.sort(key=lambda e: (e.name == "blobs", e.name), reverse=True)
         for child in reversed(children):
             path = Path(child.path)
             if _excluded(child.name, exclude):
@@ -86,13 +94,22 @@ def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
             if child.is_dir(follow_symlinks=False):
                 subdirs.append(path)
             else:
-                yield from _entry(path, root, real_root)
+                yield from _entry(path, root, real_root, seen)
         stack.extend(reversed(subdirs))
 
 
-def _entry(path: Path, root: Path, real_root: Path) -> Iterator[Entry]:
+def _entry(path: Path, root: Path, real_root: Path, seen: dict[str, str]) -> Iterator[Entry]:
     locator = _locator(path, root)
     if path.is_symlink():
+        blob = snapshot_blob(path)
+        if blob is not None:
+            key = str(blob)
+            if key in seen:
+                yield SkipEntry(locator=locator, reason=f"same Hugging Face blob as {seen[key]}")
+            else:
+                seen[key] = locator
+                yield FileEntry(path=path, locator=locator)
+            return
         try:
             target = os.readlink(path)
         except OSError as exc:
@@ -108,6 +125,11 @@ def _entry(path: Path, root: Path, real_root: Path) -> Iterator[Entry]:
         yield ProblemEntry(locator=locator, message=f"cannot be read: {exc.strerror}")
         return
     if stat.S_ISREG(mode):
-        yield FileEntry(path=path, locator=locator)
+        if path.parent.name == "blobs" and str(path.resolve()) in seen:
+            yield SkipEntry(
+                locator=locator, reason=f"Hugging Face blob, scanned as {seen[str(path.resolve())]}"
+            )
+        else:
+            yield FileEntry(path=path, locator=locator)
     else:
         yield SkipEntry(locator=locator, reason="not a regular file (device, socket or pipe)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from garrison.core.rules import Rule
+from garrison.formats.hfcache import snapshot_blob
 from garrison.supplychain.onnx.rules import (
     ABSOLUTE_EXTERNAL_PATH,
     HARDLINK_EXTERNAL_DATA,
@@ -81,6 +82,7 @@ def _on_disk(model_dir: Path, parts: list[str], offset: int | None, length: int 
     except (OSError, ValueError):
         return []
     current = model_dir
+    hub_blob = False
     for index, part in enumerate(parts):
         current = current / part
         try:
@@ -89,7 +91,9 @@ def _on_disk(model_dir: Path, parts: list[str], offset: int | None, length: int 
             return []  # missing: nothing on disk to abuse
         if stat.S_ISLNK(info.st_mode):
             resolved = os.path.realpath(current)
-            if not _inside(resolved, root):
+            if index == len(parts) - 1 and snapshot_blob(current) is not None:
+                hub_blob = True  # a Hugging Face cache snapshot: every file is a link into blobs/
+            elif not _inside(resolved, root):
                 which = "file" if index == len(parts) - 1 else "parent directory"
                 return [
                     PathIssue(
@@ -102,7 +106,7 @@ def _on_disk(model_dir: Path, parts: list[str], offset: int | None, length: int 
         final = os.stat(current)
     except (OSError, ValueError):
         return []
-    if not _inside(os.path.realpath(current), root):
+    if not hub_blob and not _inside(os.path.realpath(current), root):
         return [
             PathIssue(
                 rule=SYMLINK_EXTERNAL_PATH, message="external data resolves outside the model directory"
