@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import importlib.util
 import io
 import lzma
+import os
+import struct
+import sys
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -194,13 +197,69 @@ def test_depth_and_ratio_limits_come_from_settings(tmp_path: Path) -> None:
     assert "GAR-ARC-201" not in _rules(_scan(tmp_path / "z.zip", archive_max_ratio=2000))
 
 
-def test_7z_without_py7zr_is_reported_not_scannable(tmp_path: Path) -> None:
-    if importlib.util.find_spec("py7zr") is not None:
-        pytest.skip("py7zr is installed: this checks the fallback")
+def test_7z_without_py7zr_is_reported_not_scannable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "py7zr", None)  # as if the 'archives' extra were not installed
     (tmp_path / "model.7z").write_bytes(b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 40)
     report = _scan(tmp_path / "model.7z")
     assert not report.complete
     assert any("py7zr" in e.message for e in report.errors)
+
+
+def _seven(members: dict[str, bytes], *, plain: bool = False) -> bytes:
+    py7zr = pytest.importorskip("py7zr")
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w") as archive:
+        if plain:
+            archive.set_encoded_header_mode(False)
+        for name, data in members.items():
+            archive.writestr(data, name)
+    return out.getvalue()
+
+
+def _renamed(data: bytes, old: str, new: str) -> bytes:
+    """Rename a member in a 7z with a plain header (py7zr refuses to write '../' names)."""
+    offset, size = struct.unpack_from("<QQ", data, 12)
+    start = 32 + offset
+    header = data[start : start + size].replace(old.encode("utf-16-le"), new.encode("utf-16-le"))
+    out = bytearray(data[:start] + header + data[start + size :])
+    struct.pack_into("<I", out, 28, zlib.crc32(header))
+    struct.pack_into("<I", out, 8, zlib.crc32(bytes(out[12:32])))
+    return bytes(out)
+
+
+def test_a_7z_compressed_pytorch_checkpoint_is_opened_and_its_pickle_scanned(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from garrison.detectors import default_registry
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("true",))  # pickled by reference, never called
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2), "x": Evil()}, buffer)
+    (tmp_path / "weights.7z").write_bytes(
+        _seven({"pytorch_model.bin": buffer.getvalue(), "a/readme.txt": b"hi"})
+    )
+    report = scan_path(tmp_path / "weights.7z", settings=Settings(store=False), registry=default_registry())
+    hits = {(f.asset.locator, f.rule.id) for f in report.findings}
+    assert ("weights.7z!pytorch_model.bin", "GAR-PKL-001") in hits
+    assert report.complete
+
+
+def test_7z_bombs_and_traversal_names_are_findings(tmp_path: Path) -> None:
+    (tmp_path / "bomb.7z").write_bytes(_seven({"zeros.bin": b"\x00" * (8 * 2**20)}))
+    report = _scan(tmp_path / "bomb.7z")
+    assert "GAR-ARC-201" in _rules(report)
+    assert not report.complete
+    (tmp_path / "evil.7z").write_bytes(
+        _renamed(_seven({"aa/aa/escape.txt": b"x"}, plain=True), "aa/aa/", "../../")
+    )
+    assert "GAR-ARC-101" in _rules(_scan(tmp_path / "evil.7z"))
+    assert not (tmp_path.parent / "escape.txt").exists()
+    (tmp_path / "many.7z").write_bytes(_seven({f"f{i}": b"x" for i in range(6)}))
+    assert "GAR-ARC-202" in _rules(_scan(tmp_path / "many.7z", archive_max_members=3))
+    (tmp_path / "broken.7z").write_bytes(_seven({"a": b"hello" * 100})[:-20])
+    assert not _scan(tmp_path / "broken.7z").complete
 
 
 def test_model_formats_built_on_zip_are_not_expanded(tmp_path: Path) -> None:

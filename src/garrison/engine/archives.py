@@ -28,7 +28,7 @@ from garrison.engine.rules import (
     ARCHIVE_MEMBER_UNREADABLE,
     ARCHIVE_PATH_TRAVERSAL,
 )
-from garrison.supplychain.containers.streams import MAX_RATIO, decode_stream
+from garrison.supplychain.containers.streams import MAX_RATIO, RATIO_GRACE, decode_stream
 from garrison.supplychain.containers.zipreader import (
     FileSource,
     iter_member,
@@ -67,6 +67,8 @@ class Budget:
     """The configured member limit, for messages."""
     limit_expanded: int = field(init=False)
     """The configured byte limit, for messages."""
+    archive_output: int = field(init=False, default=0)
+    """Bytes decompressed from the 7z archive being read (for its ratio)."""
 
     def __post_init__(self) -> None:
         self.limit_members = self.members
@@ -231,9 +233,58 @@ def _stream(path: Path, fmt: str, locator: str, tmp: Path, budget: Budget) -> It
             yield Problem(rule=ARCHIVE_MEMBER_UNREADABLE, name=name, message=exc.message, incomplete=True)
 
 
-def _seven_zip(path: Path, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+class _SevenZipSink:
+    """Where py7zr writes one member: our own file (never a name from the archive), bounded."""
+
+    def __init__(self, dest: Path, name: str, budget: Budget, limit: int) -> None:
+        self.dest, self.name, self.budget, self.limit = dest, name, budget, limit
+        self.handle = dest.open("wb")
+        self.hasher = hashlib.sha256()
+        self.head = b""
+        self.written = 0
+
+    def write(self, data: bytes | bytearray) -> int:
+        self.written += len(data)
+        self.budget.archive_output += len(data)
+        if self.written > self.budget.expanded:
+            raise ResourceLimitError(
+                f"{self.name}: the archive expands past {self.budget.limit_expanded} bytes in total",
+                limit="archive-expanded-bytes",
+                value=self.budget.limit_expanded,
+            )
+        if self.budget.archive_output > self.limit:
+            raise ResourceLimitError(
+                f"7z data expands more than {self.budget.max_ratio} times (a decompression bomb)",
+                limit="expansion-ratio",
+                value=self.budget.max_ratio,
+            )
+        if len(self.head) < 65536:
+            self.head += bytes(data[: 65536 - len(self.head)])
+        self.hasher.update(data)
+        self.handle.write(data)
+        return len(data)
+
+    def read(self, size: int | None = None) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def size(self) -> int:
+        return self.written
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _seven_zip(path: Path, size: int, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
+    """Members of a 7z archive, decompressed by py7zr into bounded sinks in one pass."""
     try:
         py7zr = importlib.import_module("py7zr")
+        py7zr_io = importlib.import_module("py7zr.io")
     except ImportError:
         yield Problem(
             rule=None,
@@ -242,26 +293,54 @@ def _seven_zip(path: Path, tmp: Path, budget: Budget) -> Iterator[Extracted | Pr
             incomplete=True,
         )
         return
-    with py7zr.SevenZipFile(path, mode="r") as archive:
-        infos = [i for i in archive.list() if not i.is_directory]
-    for info in infos:
-        name = str(info.filename)
-        if problem := _check_name(name):
-            yield problem
-        _take(budget, name)
-        declared = int(info.uncompressed or 0)
-        if declared > budget.expanded:
-            raise ResourceLimitError(
-                f"{name}: expands past the archive byte limit", limit="archive-expanded-bytes", value=declared
-            )
-        out = tmp / f"x{budget.members}"
-        out.mkdir()
+    sinks: dict[str, _SevenZipSink] = {}
+    links: set[str] = set()
+    link_sinks: dict[str, _SevenZipSink] = {}
+    limit = max(budget.max_ratio * max(size, 1), RATIO_GRACE)
+
+    class Factory(py7zr_io.WriterFactory):  # type: ignore[misc,name-defined]
+        def create(self, filename: str) -> _SevenZipSink:
+            if filename in links:
+                link_sinks[filename] = _SevenZipSink(tmp / f"l{len(link_sinks)}", filename, budget, limit)
+                return link_sinks[filename]
+            _take(budget, filename)
+            sink = _SevenZipSink(tmp / f"m{budget.members}", filename, budget, limit)
+            sinks[filename] = sink
+            return sink
+
+    budget.archive_output = 0
+    try:
         with py7zr.SevenZipFile(path, mode="r") as archive:
-            archive.extract(path=out, targets=[name])
-        files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
-        for file in files[:1]:
-            with file.open("rb") as handle:
-                yield _copy(_chunks(handle), tmp / f"m{budget.members}", budget, name)
+            if archive.needs_password():
+                yield Problem(rule=None, message="7z archive is encrypted: not scanned", incomplete=True)
+                return
+            infos = [info for info in archive.list() if not info.is_directory]
+            for info in infos:
+                if problem := _check_name(str(info.filename)):
+                    yield problem
+                if info.is_symlink:
+                    links.add(str(info.filename))
+            archive.extract(factory=Factory())
+    except ResourceLimitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - py7zr raises many types on corrupt input
+        yield Problem(rule=None, message=f"7z archive cannot be read ({str(exc)[:120]})", incomplete=True)
+    finally:
+        for sink in (*sinks.values(), *link_sinks.values()):
+            sink.handle.close()
+    for name, sink in link_sinks.items():
+        target = sink.head[:4096].decode("utf-8", "replace")
+        if _link_escapes(name, target):
+            yield Problem(rule=ARCHIVE_LINK_ESCAPES, name=name, message=f"link {name!r} points to {target!r}")
+    for name, sink in sinks.items():
+        budget.expanded -= sink.written
+        yield Extracted(
+            name=name,
+            path=sink.dest,
+            size=sink.written,
+            digest="sha256:" + sink.hasher.hexdigest(),
+            head=sink.head,
+        )
 
 
 def open_archive(
@@ -276,7 +355,7 @@ def open_archive(
     if fmt == "tar":
         return _tar(path, tmp, budget)
     if fmt == "7z":
-        return _seven_zip(path, tmp, budget)
+        return _seven_zip(path, size, tmp, budget)
     return _stream(path, fmt, locator, tmp, budget)
 
 

@@ -22,7 +22,7 @@ CHUNK = 1 << 20
 MAX_RATIO = 200
 """Most output bytes per input byte before a stream counts as a decompression bomb."""
 
-_RATIO_GRACE = 1 << 20
+RATIO_GRACE = 1 << 20
 """Output below which the ratio is not checked (tiny files compress very well)."""
 
 
@@ -121,7 +121,7 @@ def decode_stream(
                 limit="expanded-bytes",
                 value=max_bytes,
             )
-        if produced > _RATIO_GRACE and produced > max_ratio * max(consumed, 1):
+        if produced > RATIO_GRACE and produced > max_ratio * max(consumed, 1):
             raise ResourceLimitError(
                 f"{kind} data expands more than {max_ratio} times (a decompression bomb)",
                 limit="expansion-ratio",
