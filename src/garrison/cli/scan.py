@@ -93,6 +93,16 @@ def scan(
         bool | None,
         typer.Option("--progress/--no-progress", help="Show progress on stderr.", show_default=False),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Worker processes; 0 (default) picks one per core for 64 files or more.",
+            show_default=False,
+        ),
+    ] = None,
     digest: Annotated[
         str | None,
         typer.Option(
@@ -152,6 +162,7 @@ def scan(
             "allow_incomplete": allow_incomplete,
             "progress": progress,
             "digest": digest,
+            "jobs": jobs,
             "db": db,
         },
         config_file,

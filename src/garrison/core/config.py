@@ -77,6 +77,12 @@ class Settings(BaseModel):
     max_files: int = Field(default=200_000, ge=1, description="Most files one scan reads.")
     max_file_bytes: int = Field(default=64 * 2**30, ge=1, description="Largest file a scan reads, in bytes.")
     progress: bool = Field(default=True, description="Show progress bars on stderr.")
+    jobs: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Worker processes for a scan; 0 picks one per CPU core (at most 8) for 64 files or more.",
+    )
     digest: DigestMode = Field(
         default="auto",
         description="Content digest of each scanned file: 'full' hashes every file, 'none' none, "

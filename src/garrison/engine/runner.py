@@ -23,6 +23,7 @@ from garrison.core.registry import FileDetector, FileTarget, Registry
 from garrison.core.results import ErrorRecord, ScanReport, SkippedRecord
 from garrison.core.rules import Rule
 from garrison.engine.archives import EXPANDED_FORMATS, Budget, Extracted, Problem, limit_rule, open_archive
+from garrison.engine.parallel import choose_jobs, run_batches, split
 from garrison.engine.rules import ARCHIVE_LIMIT_REACHED, SCAN_LIMIT_REACHED, SYMLINK_ESCAPES_ROOT
 from garrison.engine.walker import FileEntry, LinkEntry, ProblemEntry, SkipEntry, walk
 from garrison.formats import HEAD_BYTES, identify
@@ -50,6 +51,13 @@ class _Collector:
     errors: list[ErrorRecord] = field(default_factory=list)
     skipped: list[SkippedRecord] = field(default_factory=list)
     assets: list[Asset] = field(default_factory=list)
+
+    def merge(self, other: _Collector) -> None:
+        """Append everything ``other`` collected."""
+        self.findings.extend(other.findings)
+        self.errors.extend(other.errors)
+        self.skipped.extend(other.skipped)
+        self.assets.extend(other.assets)
 
 
 def scan_path(
@@ -98,10 +106,30 @@ def scan_path(
     sizes = [_size(f.path) for f in files]
     if progress is not None:
         progress.start(len(files), sum(sizes))
-    for entry, size in zip(files, sizes, strict=True):
-        _scan_file(entry, size, settings=settings, detectors=detectors, keep=keep, out=out)
-        if progress is not None:
-            progress.advance(entry.locator, size)
+    jobs = choose_jobs(settings.jobs, len(files))
+    batches = split(len(files), sizes, jobs) if jobs > 1 else [range(len(files))]
+    results: list[_Collector | None] = [None] * len(batches)
+
+    def work(batch: range) -> _Collector:
+        part = _Collector()
+        for index in batch:
+            _scan_file(
+                files[index], sizes[index], settings=settings, detectors=detectors, keep=keep, out=part
+            )
+            if progress is not None and jobs <= 1:
+                progress.advance(files[index].locator, sizes[index])
+        return part
+
+    def done(index: int, part: _Collector) -> None:
+        results[index] = part
+        if progress is not None and jobs > 1:
+            for i in batches[index]:
+                progress.advance(files[i].locator, sizes[i])
+
+    run_batches(batches, work, jobs=jobs, done=done)
+    for part in results:
+        if part is not None:
+            out.merge(part)
     if progress is not None:
         progress.finish()
     return ScanReport(
