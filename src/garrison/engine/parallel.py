@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,11 +31,11 @@ class _Work(Generic[T, R]):
         self.batches, self.work = batches, work
 
 
-_INHERITED: _Work[object, object] | None = None
+_INHERITED: _Work[Any, Any] | None = None
 """The batches and the work function, set before forking and inherited by the workers."""
 
 
-def _run(index: int) -> object:
+def _run(index: int) -> Any:
     assert _INHERITED is not None  # set by run_batches before the pool forks
     return _INHERITED.work(_INHERITED.batches[index])
 
@@ -61,11 +61,11 @@ def run_batches(
     global _INHERITED  # noqa: PLW0603 - handed to forked workers through the module, never pickled
     remaining = set(range(len(batches)))
     if jobs > 1 and len(batches) > 1 and fork_available():
-        _INHERITED = _Work(batches, work)  # type: ignore[assignment]
+        _INHERITED = _Work(batches, work)
         try:
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=min(jobs, len(batches)), mp_context=context) as pool:
-                pending: dict[Future[object], int] = {pool.submit(_run, i): i for i in sorted(remaining)}
+                pending: dict[Future[Any], int] = {pool.submit(_run, i): i for i in sorted(remaining)}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
@@ -73,7 +73,7 @@ def run_batches(
                         if future.exception() is not None:
                             continue  # rerun here below, where the error surfaces as it would alone
                         remaining.discard(index)
-                        done(index, future.result())  # type: ignore[arg-type]
+                        done(index, future.result())
         except BrokenProcessPool:
             pass  # a worker died (killed for memory, a crash in a C extension): finish here
         finally:
