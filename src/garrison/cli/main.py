@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import audit, config, rules, scan, stored
+from garrison.cli import audit, config, load, rules, scan, stored
 
 HELP = """Garrison: security for AI systems.
 
@@ -53,6 +53,7 @@ def _root(
 
 
 app.command("scan")(scan.scan)
+app.command("load")(load.load)
 app.command("findings")(stored.findings)
 app.command("report")(stored.report)
 app.command("runs")(stored.runs)
