@@ -283,7 +283,8 @@ FIXTURES: tuple[Fixture, ...] = (
         Fixture(f"model-{c}.joblib", lambda c=c: joblib_file((c, 3)), "joblib")  # type: ignore[misc]
         for c in ("zlib", "gzip", "bz2", "xz", "lzma")
     ),
-    Fixture("frame.lz4", lambda: b"\x04\x22\x4d\x18\x64\x40\xa7" + b"\x00" * 16, "lz4"),
+    # A valid LZ4 frame (sixteen zero bytes, no content checksum), written out so no lz4 package is needed.
+    Fixture("frame.lz4", lambda: b'\x04"M\x18`@\x82\n\x00\x00\x00\x16\x00\x01\x00P' + b"\x00" * 9, "lz4"),
     Fixture("array.npy", lambda: npy(np.arange(10, dtype="<f4")), "numpy"),
     Fixture(
         "objects.npy", lambda: npy(np.array([1, "a", None], dtype=object), allow_pickle=True), "numpy-object"

@@ -14,6 +14,7 @@ public for the same reason.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import pickle
 import struct
@@ -388,6 +389,16 @@ def benign_samples(tmp: Path) -> list[Sample]:
         path = tmp / f"{label}.joblib"
         joblib.dump({"model": model, "objects": arrays["object"]}, path)
         out.append(Sample(name=f"sklearn-{label}-joblib", data=path.read_bytes(),
+                          expected_rules=frozenset(), technique="benign", format="joblib"))  # fmt: skip
+    compressions = ["zlib", "gzip", "bz2", "xz", "lzma"]
+    with contextlib.suppress(ImportError):  # the archives extra (lz4) is installed in CI
+        importlib.import_module("lz4.frame")
+        compressions.append("lz4")
+    label, model = _sklearn_models()[0]
+    for method in compressions:
+        path = tmp / f"{label}-{method}.joblib"
+        joblib.dump({"model": model, "arrays": arrays}, path, compress=(method, 3))
+        out.append(Sample(name=f"sklearn-{label}-joblib-{method}", data=path.read_bytes(),
                           expected_rules=frozenset(), technique="benign", format="joblib"))  # fmt: skip
     with contextlib.suppress(ImportError):  # the torch extra is installed in CI
         out.extend(_torch_samples(tmp))

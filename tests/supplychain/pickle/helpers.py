@@ -7,6 +7,8 @@ import zipfile
 
 from garrison.core.assets import Asset, AssetKind
 from garrison.core.findings import Finding
+from garrison.supplychain.containers.npjob import joblib_pickle
+from garrison.supplychain.containers.streams import sniff_compression
 from garrison.supplychain.pickle import analyze_stream, pickle_findings
 from tests.supplychain.malicious import Sample
 
@@ -14,7 +16,9 @@ ASSET = Asset(kind=AssetKind.FILE, locator="sample.pkl")
 
 
 def pickles_of(sample: Sample) -> list[tuple[str | None, bytes]]:
-    """The raw pickle streams inside a sample (data.pkl members of a PyTorch zip)."""
+    """The raw pickle streams inside a sample (data.pkl members of a PyTorch zip, compressed joblib)."""
+    if sample.format == "joblib" and (kind := sniff_compression(sample.data[:64])) is not None:
+        return [(None, joblib_pickle(io.BytesIO(sample.data).read, kind))]
     if sample.format != "pytorch-zip":
         return [(None, sample.data)]
     with zipfile.ZipFile(io.BytesIO(sample.data)) as archive:

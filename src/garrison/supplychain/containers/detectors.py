@@ -251,12 +251,9 @@ class PickleContainers(_ContainerDetector):
         if head.startswith(b"ZF0x"):
             start = max(head.find(b"x", 4, 64), 0)
         kind = sniff_compression(head[start:])
+        if kind is None:
+            return  # an uncompressed joblib file is a pickle stream: the pickle scanner reads it
         with target.open() as handle:
             handle.seek(start)
-            if kind is None:
-                data = handle.read(MAX_RAW_BYTES)
-                route = "joblib.load -> pickle"
-            else:
-                data = joblib_pickle(handle.read, kind)
-                route = f"joblib.load -> {kind} -> pickle"
-        yield from self._pickles(target, data, None, route)
+            data = joblib_pickle(handle.read, kind)
+        yield from self._pickles(target, data, None, f"joblib.load -> {kind} -> pickle")

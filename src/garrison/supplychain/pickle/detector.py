@@ -37,6 +37,12 @@ class PickleScanner(FileDetector):
     rules: ClassVar[tuple[Rule, ...]] = RULES
     formats: ClassVar[frozenset[str]] = frozenset({"pickle", "joblib", "pytorch-legacy"})
 
+    def applies_to(self, target: FileTarget) -> bool:
+        """Raw pickle streams only: a compressed joblib file is the containers scanner's to decode."""
+        if target.asset.format == "joblib" and dict(target.details).get("compression"):
+            return False
+        return super().applies_to(target)
+
     def scan(self, target: FileTarget) -> Iterator[Finding]:
         """Yield the findings for one pickle-family file."""
         legacy = target.asset.format == "pytorch-legacy"
