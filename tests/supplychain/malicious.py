@@ -13,11 +13,14 @@ public for the same reason.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import io
+import ipaddress
 import pickle
 import struct
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,6 +367,14 @@ def benign_samples(tmp: Path) -> list[Sample]:
         "d": decimal.Decimal("1.5"),
         "c": complex(1, 2),
         "ba": bytearray(b"zz"),
+        # Training arguments and addresses that research checkpoints carry beside the weights.
+        "args": argparse.Namespace(lr=0.1, arch="resnet"),
+        "ns": types.SimpleNamespace(epochs=3),
+        "ip": [
+            ipaddress.ip_address("10.0.0.1"),
+            ipaddress.ip_network("fd00::/8"),
+            ipaddress.ip_interface("10.1.2.3/24"),
+        ],
     }
     for proto in range(6):
         out.append(Sample(name=f"plain-data-p{proto}", data=pickle.dumps(plain, protocol=proto),
@@ -378,6 +389,8 @@ def benign_samples(tmp: Path) -> list[Sample]:
         "structured": np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),
         "float": np.arange(12.0).reshape(3, 4),
         "rng": np.random.RandomState(0),
+        "masked": np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+        "records": np.rec.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
     }
     for proto in (2, 4, 5):
         out.append(Sample(name=f"numpy-arrays-p{proto}", data=pickle.dumps(arrays, protocol=proto),
