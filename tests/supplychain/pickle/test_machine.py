@@ -169,3 +169,13 @@ def test_limits_end_the_analysis_with_the_payload_reported(limits: PickleLimits,
     data = p4(call(sg("os", "system"), "x") + (b"N\x94" * 20) + b"0" * 20)
     found = analyze_pickle(data, limits=limits)
     assert found.limit_hit == which
+
+
+def test_a_long_pickle_stops_at_the_time_bound_with_the_payload_reported() -> None:
+    # 400,000 opcodes: several clock checks; with no time allowed the first check ends it.
+    data = p4(call(sg("os", "system"), "x") + b"N0" * 200_000)
+    found = analyze_pickle(data, limits=PickleLimits(max_seconds=0.0))
+    assert found.limit_hit == "max_seconds"
+    assert 65_536 <= found.opcodes < 200_000
+    assert [g.name for g in found.globals] == ["system"]
+    assert analyze_pickle(data, limits=PickleLimits(max_seconds=None)).limit_hit is None

@@ -11,6 +11,7 @@ or copied: constants are references into the buffer, so large byte payloads cost
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 from garrison.supplychain.pickle.handlers import Handlers
@@ -20,6 +21,7 @@ from garrison.supplychain.pickle.state import BrokenStreamError, Buffer, LimitRe
 from garrison.supplychain.pickle.values import OPAQUE
 
 _MAX_REENCODE = 64 * 1024 * 1024
+_CLOCK_EVERY = 1 << 16
 DEFAULT_LIMITS = PickleLimits()
 """The bounds used when none are given."""
 
@@ -86,14 +88,21 @@ class Machine(Handlers):
         malformed: str | None = None
         malformed_at: int | None = None
         limit: str | None = None
+        seconds = self.limits.max_seconds
+        deadline = time.monotonic() + seconds if seconds is not None else None
+        checkpoint = min(max_ops, self.index + _CLOCK_EVERY)
         try:
             while True:
                 if pos >= bound:
                     if pos >= size:
                         raise BrokenStreamError("pickle ends before its STOP opcode", pos)
                     raise LimitReachedError("max_bytes")
-                if self.index >= max_ops:
-                    raise LimitReachedError("max_opcodes")
+                if self.index >= checkpoint:  # one comparison per opcode; the clock every 65,536
+                    if self.index >= max_ops:
+                        raise LimitReachedError("max_opcodes")
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise LimitReachedError("max_seconds")
+                    checkpoint = min(max_ops, self.index + _CLOCK_EVERY)
                 if len(stack) > max_stack:  # marks are bounded in push_mark
                     raise LimitReachedError("max_stack")
                 handler = table[view[pos]]

@@ -115,3 +115,5 @@ class PickleLimits:
     """Depth of pickles inside pickles (nested bytes, joblib object arrays)."""
     max_bytes: int | None = None
     """Bytes of one pickle, or ``None`` for no bound besides the buffer."""
+    max_seconds: float | None = 60.0
+    """Wall-clock seconds per pickle (checked every 65,536 opcodes), or ``None`` for no bound."""
