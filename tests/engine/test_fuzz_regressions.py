@@ -23,7 +23,7 @@ from garrison.core.results import ScanReport
 from garrison.detectors import default_registry
 from garrison.engine.archives import MAX_DEPTH
 from garrison.engine.runner import scan_path
-from garrison.supplychain.containers.zipreader import MAX_ENTRIES
+from garrison.formats.zipreader import MAX_ENTRIES
 from garrison.supplychain.pickle import DEFAULT_LIMITS
 
 ZEROS = b"\x00" * (32 * 2**20)

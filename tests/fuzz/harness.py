@@ -38,14 +38,14 @@ from garrison.core.errors import GarrisonError
 from garrison.detectors import default_registry
 from garrison.engine.archives import Budget, Extracted, open_archive
 from garrison.engine.runner import scan_path
-from garrison.supplychain.containers.npjob import npz_members
-from garrison.supplychain.containers.torchzip import torch_zip_view
-from garrison.supplychain.containers.zipreader import (
+from garrison.formats.zipreader import (
     BytesSource,
     read_directory,
     read_local_header,
     read_member,
 )
+from garrison.supplychain.containers.npjob import npz_members
+from garrison.supplychain.containers.torchzip import torch_zip_view
 from garrison.supplychain.gguf import GgufError, parse_gguf
 from garrison.supplychain.pickle import analyze_pickle, analyze_stream, pickle_findings
 

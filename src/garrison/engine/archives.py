@@ -28,8 +28,8 @@ from garrison.engine.rules import (
     ARCHIVE_MEMBER_UNREADABLE,
     ARCHIVE_PATH_TRAVERSAL,
 )
-from garrison.supplychain.containers.streams import MAX_RATIO, RATIO_GRACE, decode_stream
-from garrison.supplychain.containers.zipreader import (
+from garrison.formats.streams import MAX_RATIO, RATIO_GRACE, decode_stream
+from garrison.formats.zipreader import (
     FileSource,
     iter_member,
     read_directory,

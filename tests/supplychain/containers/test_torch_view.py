@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from garrison.formats.zipreader import BytesSource, FileSource
 from garrison.supplychain.containers.torchzip import torch_zip_view
-from garrison.supplychain.containers.zipreader import BytesSource, FileSource
 from tests.supplychain.containers.zipcraft import Entry, build_zip, write_sparse_checkpoint
 
 torch = pytest.importorskip("torch")

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from garrison.core.errors import GarrisonError
+from garrison.formats.zipreader import BytesSource, read_directory
 from garrison.supplychain.containers.npjob import npz_members
 from garrison.supplychain.containers.torchzip import torch_zip_view
-from garrison.supplychain.containers.zipreader import BytesSource, read_directory
 from tests.supplychain.containers.zipcraft import Entry, build_zip
 
 

@@ -7,8 +7,8 @@ import zipfile
 
 from garrison.core.assets import Asset, AssetKind
 from garrison.core.findings import Finding
+from garrison.formats.streams import sniff_compression
 from garrison.supplychain.containers.npjob import joblib_pickle
-from garrison.supplychain.containers.streams import sniff_compression
 from garrison.supplychain.pickle import analyze_stream, pickle_findings
 from tests.supplychain.malicious import Sample
 

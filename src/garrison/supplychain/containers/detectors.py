@@ -13,6 +13,8 @@ from garrison.core.evidence import Observation, OpcodeRef, TextSpan
 from garrison.core.findings import Finding, Location
 from garrison.core.registry import FileDetector, FileTarget
 from garrison.core.rules import Rule
+from garrison.formats.streams import sniff_compression
+from garrison.formats.zipreader import FileSource, read_directory
 from garrison.supplychain.containers.legacy import STREAM_PICKLES, legacy_tar_members, record_pickles
 from garrison.supplychain.containers.npjob import joblib_pickle, npy_pickle, npz_members
 from garrison.supplychain.containers.pickles import pickle_rules, scan_pickles
@@ -23,10 +25,8 @@ from garrison.supplychain.containers.rules import (
     PYTORCH_RULES,
     TORCHSCRIPT_CODE_EXECUTION,
 )
-from garrison.supplychain.containers.streams import sniff_compression
 from garrison.supplychain.containers.torchscript import dangerous_calls
 from garrison.supplychain.containers.torchzip import Anomaly, torch_zip_view
-from garrison.supplychain.containers.zipreader import FileSource, read_directory
 
 MAX_RAW_BYTES = 1 << 30
 """Largest NumPy object array read into memory."""

@@ -13,9 +13,9 @@ import struct
 from collections.abc import Callable, Iterator
 
 from garrison.core.errors import GarrisonError, ResourceLimitError
+from garrison.formats.streams import decode_stream
 from garrison.formats.tensors import NPY_MAGIC, npy_header
-from garrison.supplychain.containers.streams import decode_stream
-from garrison.supplychain.containers.zipreader import (
+from garrison.formats.zipreader import (
     UNREADABLE_FLAGS,
     ByteSource,
     ZipEntry,

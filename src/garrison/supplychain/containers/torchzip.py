@@ -31,16 +31,7 @@ from garrison.core.errors import GarrisonError, ResourceLimitError
 from garrison.core.evidence import ByteRange, Evidence, Observation
 from garrison.core.rules import Rule
 from garrison.formats.pickles import classify_pickle
-from garrison.supplychain.containers.rules import (
-    TORCH_ARCHIVE_MALFORMED,
-    ZIP_CRC_MISMATCH,
-    ZIP_DUPLICATE_MEMBER,
-    ZIP_HEADER_MISMATCH,
-    ZIP_NAME_MISMATCH,
-    ZIP_PREFIX_DATA,
-    ZIP_UNSUPPORTED_FLAGS,
-)
-from garrison.supplychain.containers.zipreader import (
+from garrison.formats.zipreader import (
     FLAG_DATA_DESCRIPTOR,
     FLAG_ENCRYPTED,
     LOCAL_SIG,
@@ -52,6 +43,15 @@ from garrison.supplychain.containers.zipreader import (
     read_directory,
     read_local_header,
     read_member,
+)
+from garrison.supplychain.containers.rules import (
+    TORCH_ARCHIVE_MALFORMED,
+    ZIP_CRC_MISMATCH,
+    ZIP_DUPLICATE_MEMBER,
+    ZIP_HEADER_MISMATCH,
+    ZIP_NAME_MISMATCH,
+    ZIP_PREFIX_DATA,
+    ZIP_UNSUPPORTED_FLAGS,
 )
 
 MAX_RECORD_BYTES = 1 << 30

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from garrison.core.errors import InputError, ResourceLimitError
-from garrison.supplychain.containers.streams import MAX_RATIO, decode_stream
+from garrison.formats.streams import MAX_RATIO, decode_stream
 
 EOCD_SIG = b"PK\x05\x06"
 CENTRAL_SIG = b"PK\x01\x02"
