@@ -1,4 +1,4 @@
-"""Shared fixtures: the generated samples, built once per session."""
+"""Fixtures shared by the supply-chain tests: the generated malicious and benign samples."""
 
 from __future__ import annotations
 
