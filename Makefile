@@ -10,13 +10,14 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c co
 DEMO   := examples/project
 DEMO_DB := .garrison/demo.db
 
-.PHONY: demo test lint typecheck bench examples clean help
+.PHONY: demo test lint typecheck bench bench-modelscan examples clean help
 
 help:
 	@echo "make demo   - set up, scan the bundled example project, write an HTML report"
 	@echo "make test   - set up, lint, type-check and run the whole test suite"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - start-up and store benchmarks (writes benchmarks/results/)"
+	@echo "make bench-modelscan - Garrison beside modelscan, picklescan, fickling and modelaudit (slow)"
 	@echo "make examples - retrain the example models (installs torch==2.13.0, CPU)"
 
 $(BIN)/python:
@@ -52,6 +53,10 @@ lint: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python benchmarks/run.py
+
+# Installs the peers in their own environments under benchmarks/.work on first use.
+bench-modelscan: $(DEV)
+	$(BIN)/python benchmarks/modelscan/run.py --large
 
 examples: $(DEV)
 	$(PIP) 'torch==2.13.0'
