@@ -22,6 +22,7 @@ class BarProgress:
     def __init__(self) -> None:
         self._progress: Any = None
         self._task: Any = None
+        self._drawn = 0.0
 
     def start(self, total_files: int, total_bytes: int) -> None:
         from rich.console import Console
@@ -41,12 +42,19 @@ class BarProgress:
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
+            # No refresh thread: the scan may fork worker processes, and forking while another
+            # thread holds a lock (stderr's, the console's) can leave a child stuck on it.
+            auto_refresh=False,
         )
         self._progress.start()
         self._task = self._progress.add_task("scan", total=total_files, current="")
 
     def advance(self, locator: str, nbytes: int) -> None:
-        self._progress.update(self._task, advance=1, current=locator[-50:])
+        now = time.monotonic()
+        due = now - self._drawn >= 0.1  # redraw ten times a second at most
+        self._progress.update(self._task, advance=1, current=locator[-50:], refresh=due)
+        if due:
+            self._drawn = now
 
     def finish(self) -> None:
         if self._progress is not None:
