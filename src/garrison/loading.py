@@ -177,7 +177,8 @@ def safe_load_result(
         handle.seek(0)
         early = identify(target, handle.read(HEAD_BYTES), size).format
         _require_supported(label, early)
-        verified = require_signature or verifier is not None
+        required = require_signature or (settings is not None and settings.require_signature)
+        verified = required or verifier is not None
         if verified:
             _verify(label, target, digest, verifier)
         report = _scan(target, label, settings, registry)

@@ -80,13 +80,12 @@ def load(
 
     if fmt not in ("console", "json"):
         raise UsageError(f"--format {fmt!r}: garrison load writes console or json")
-    settings = load_settings({}, config_file).settings
+    settings = load_settings({"require_signature": require_signature or None}, config_file).settings
     try:
         result = safe_load_result(
             path,
             allow=tuple(allow or ()),
             map_location=map_location,
-            require_signature=require_signature,
             settings=settings,
         )
     except LoadRefusedError as refused:

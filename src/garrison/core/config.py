@@ -77,6 +77,10 @@ class Settings(BaseModel):
     max_files: int = Field(default=200_000, ge=1, description="Most files one scan reads.")
     max_file_bytes: int = Field(default=64 * 2**30, ge=1, description="Largest file a scan reads, in bytes.")
     progress: bool = Field(default=True, description="Show progress bars on stderr.")
+    require_signature: bool = Field(
+        default=False,
+        description="garrison load and safe_load refuse a file unless a verifier accepts its signature.",
+    )
     jobs: int = Field(
         default=0,
         ge=0,

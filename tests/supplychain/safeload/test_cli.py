@@ -103,6 +103,11 @@ def test_a_required_signature_refuses_for_now(cli: Cli, tmp_path: Path) -> None:
     result = cli("load", str(path), "--require-signature")
     assert result.code == 1
     assert "no signature verifier is configured" in result.err
+    # The same policy from the configuration file (fail closed: no verifier is built in yet).
+    (tmp_path / "garrison.toml").write_text("require-signature = true\n")
+    from_policy = cli("load", str(path))
+    assert from_policy.code == 1
+    assert "no signature verifier is configured" in from_policy.err
 
 
 @pytest.mark.parametrize(

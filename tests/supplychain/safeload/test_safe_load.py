@@ -313,3 +313,15 @@ def test_a_file_over_the_scan_digest_limit_still_loads_and_is_hashed(tmp_path: P
     result = safe_load_result(path, settings=Settings(store=False, digest_max_bytes=1))
     assert result.value == data
     assert result.digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_policy_can_require_a_signature(tmp_path: Path) -> None:
+    path = tmp_path / "ok.pkl"
+    path.write_bytes(pickle.dumps([1]))
+    with pytest.raises(LoadRefusedError, match="no signature verifier is configured"):
+        safe_load(path, settings=Settings(require_signature=True))
+    seen: list[str] = []
+    assert safe_load(
+        path, settings=Settings(require_signature=True), verifier=lambda p, d: seen.append(d)
+    ) == [1]
+    assert seen == ["sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()]
