@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import audit, config, load, rules, scan, stored
+from garrison.cli import audit, config, crypt, load, rules, scan, stored
 
 HELP = """Garrison: security for AI systems.
 
@@ -60,6 +60,10 @@ app.command("runs")(stored.runs)
 app.add_typer(rules.app, name="rules")
 app.add_typer(config.app, name="config")
 app.add_typer(audit.app, name="audit")
+app.command("encrypt")(crypt.encrypt)
+app.command("decrypt")(crypt.decrypt)
+app.command("rewrap")(crypt.rewrap)
+app.add_typer(crypt.kek_app, name="kek")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
