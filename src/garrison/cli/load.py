@@ -153,17 +153,9 @@ def _refusal_json(refused: LoadRefusedError) -> dict[str, Any]:
     }
 
 
-def _size(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{nbytes} B"  # pragma: no cover - the loop always returns
-
-
 def _console(result: LoadResult, summary: Summary) -> str:
     from garrison.formats import FORMATS
+    from garrison.report.common import size_text
 
     name = FORMATS[result.format].label if result.format in FORMATS else result.format
     low = len(result.report.findings)
@@ -173,7 +165,8 @@ def _console(result: LoadResult, summary: Summary) -> str:
         f"Type: {summary.kind}"
         + (f" with {summary.entries} entries" if summary.entries is not None else "")
         + (
-            f"; {summary.arrays} tensor(s)/array(s), {summary.elements:,} elements, {_size(summary.nbytes)}"
+            f"; {summary.arrays} tensor(s)/array(s), {summary.elements:,} elements, "
+            f"{size_text(summary.nbytes)}"
             if summary.arrays
             else ""
         ),

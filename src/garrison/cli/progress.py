@@ -6,14 +6,7 @@ import sys
 import time
 from typing import Any
 
-
-def _size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+from garrison.report.common import size_text
 
 
 class BarProgress:
@@ -81,7 +74,7 @@ class LineProgress:
         self._started = self._last = time.monotonic()
         self._total, self._bytes = total_files, total_bytes
         if total_files >= self.announce_files or total_bytes >= self.announce_bytes:
-            sys.stderr.write(f"scanning {total_files} files ({_size(total_bytes)})\n")
+            sys.stderr.write(f"scanning {total_files} files ({size_text(total_bytes)})\n")
             sys.stderr.flush()
 
     def advance(self, locator: str, nbytes: int) -> None:
@@ -92,13 +85,15 @@ class LineProgress:
             self._last = now
             sys.stderr.write(
                 f"scanning: {self._done}/{self._total} files, "
-                f"{_size(self._done_bytes)} of {_size(self._bytes)}\n"
+                f"{size_text(self._done_bytes)} of {size_text(self._bytes)}\n"
             )
 
     def finish(self) -> None:
         elapsed = time.monotonic() - self._started
         if elapsed >= self.interval:
-            sys.stderr.write(f"scanned {self._done} files ({_size(self._done_bytes)}) in {elapsed:.1f} s\n")
+            sys.stderr.write(
+                f"scanned {self._done} files ({size_text(self._done_bytes)}) in {elapsed:.1f} s\n"
+            )
 
 
 def make_progress(enabled: bool) -> BarProgress | LineProgress | None:
