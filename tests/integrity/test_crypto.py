@@ -451,3 +451,28 @@ def test_encrypt_and_decrypt_stream_in_constant_memory(tmp_path: Path) -> None:
     assert peak_encrypt < 8 << 20
     assert peak_decrypt < 8 << 20
     assert (tmp_path / "plain").stat().st_size == 64 << 20
+
+
+class _FullDisk(io.BytesIO):
+    """A destination that fails like a full disk after ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > self.limit:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@pytest.mark.parametrize("limit", [200, 5000, 40_000])
+def test_a_write_error_in_the_writer_thread_surfaces_and_nothing_hangs(limit: int) -> None:
+    data = os.urandom(64 * 4096)
+    with pytest.raises(OSError, match="No space left"):
+        encrypt_stream(io.BytesIO(data), _FullDisk(limit), KEY, size=len(data), chunk_size=4096)
+    sealed = io.BytesIO()
+    encrypt_stream(io.BytesIO(data), sealed, KEY, size=len(data), chunk_size=4096)
+    sealed.seek(0)
+    with pytest.raises(OSError, match="No space left"):
+        decrypt_stream(sealed, _FullDisk(limit), KEY)

@@ -25,8 +25,10 @@ This module works on streams; ``crypto_files`` works on paths (atomic outputs, r
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -137,8 +139,51 @@ def _payload_cipher(data_key: bytes, salt: bytes) -> AESGCM:
     return AESGCM(hkdf.derive(data_key))
 
 
+_WRITE_AHEAD_BYTES = 3 << 20
+"""Bytes of output that may wait for the writer thread."""
+
+
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+class _BackgroundWriter:
+    """Writes chunks on a second thread, so disk writes overlap with AES-GCM on this one.
+
+    At most ``budget`` bytes wait in the queue (memory stays bounded); a write error is raised on
+    the next :meth:`write` or at :meth:`close`, never lost.
+    """
+
+    def __init__(self, dst: BinaryIO, chunk_size: int, budget: int = _WRITE_AHEAD_BYTES) -> None:
+        self._dst = dst
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max(1, budget // chunk_size))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="garrison-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._dst.write(data)
+                except BaseException as exc:  # noqa: BLE001 - handed to the producing thread
+                    self._error = exc
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """Wait for every queued write; raise the first write error."""
+        self.abort()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop after the queued writes, for a caller that is already raising its own error."""
+        self._queue.put(None)
+        self._thread.join()
 
 
 def _read_exact(src: BinaryIO, size: int) -> bytes:
@@ -196,19 +241,25 @@ def encrypt_stream(
     )
     cipher = _payload_cipher(data_key, salt)
     dst.write(header.to_bytes())
-    remaining = size
-    for index in range(chunks):
-        want = min(chunk_size, remaining)
-        plain = _read_exact(src, want)
-        if len(plain) != want:
-            raise UsageError("the input became shorter while it was being encrypted; nothing was written")
-        remaining -= want
-        last = index == chunks - 1
-        dst.write(cipher.encrypt(_nonce(prefix, index, last), plain, aad))
-        if progress is not None:
-            progress(want)
-    if src.read(1):
-        raise UsageError("the input grew while it was being encrypted; nothing was written")
+    writer = _BackgroundWriter(dst, chunk_size)
+    try:
+        remaining = size
+        for index in range(chunks):
+            want = min(chunk_size, remaining)
+            plain = _read_exact(src, want)
+            if len(plain) != want:
+                raise UsageError("the input became shorter while it was being encrypted; nothing was written")
+            remaining -= want
+            last = index == chunks - 1
+            writer.write(cipher.encrypt(_nonce(prefix, index, last), plain, aad))
+            if progress is not None:
+                progress(want)
+        if src.read(1):
+            raise UsageError("the input grew while it was being encrypted; nothing was written")
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     return header
 
 
@@ -289,9 +340,27 @@ def decrypt_stream(
     start = PREFIX_BYTES + len(header.key_block())
     _check_length(src, header.ciphertext_size)
     cipher = _payload_cipher(data_key, header.salt)
+    writer = _BackgroundWriter(dst, header.chunk_size)
+    try:
+        _decrypt_chunks(src, writer, cipher, header, aad, start, progress)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return header
+
+
+def _decrypt_chunks(
+    src: BinaryIO,
+    writer: _BackgroundWriter,
+    cipher: AESGCM,
+    header: Header,
+    aad: bytes,
+    offset: int,
+    progress: Progress | None,
+) -> None:
     chunks = header.chunks
     remaining = header.plaintext_size
-    offset = start
     for index in range(chunks):
         want = min(header.chunk_size, remaining) + TAG_BYTES
         sealed = _read_exact(src, want)
@@ -307,14 +376,13 @@ def decrypt_stream(
                 f"chunk {index} of {chunks} (at byte {offset}) failed authentication "
                 "(modified, reordered or from another file)"
             ) from None
-        dst.write(plain)
+        writer.write(plain)
         remaining -= len(plain)
         offset += want
         if progress is not None:
             progress(len(plain))
     if src.read(1):
         raise AuthenticationError("data after the final chunk (the file was appended to)")
-    return header
 
 
 def unwrap_data_key(provider: KeyProvider, header: Header) -> bytes:
