@@ -274,3 +274,12 @@ def test_escape_checks() -> None:
         assert archives.escapes(name)
     for name in ("a/../b", "a/b"):
         assert not archives.escapes(name)
+
+
+def test_7z_members_draw_on_one_byte_budget(tmp_path: Path) -> None:
+    members = {"a.bin": os.urandom(60_000), "b.bin": os.urandom(60_000)}
+    (tmp_path / "two.7z").write_bytes(_seven(members))
+    report = _scan(tmp_path / "two.7z", archive_max_expanded_bytes=100_000)
+    assert not report.complete
+    assert any("100000" in e.message for e in report.errors)
+    assert _scan(tmp_path / "two.7z", archive_max_expanded_bytes=200_000).complete

@@ -113,25 +113,53 @@ def _link_escapes(name: str, target: str) -> bool:
     return joined == ".." or joined.startswith("../")
 
 
+class _MemberFile:
+    """One member being extracted to our own file: hashed, its head kept, counted against the budget."""
+
+    def __init__(self, dest: Path, name: str, budget: Budget) -> None:
+        self.dest, self.name, self.budget = dest, name, budget
+        self.handle = dest.open("wb")
+        self.hasher = hashlib.sha256()
+        self.head = b""
+        self.written = 0
+
+    def write(self, data: bytes | bytearray) -> int:
+        self.written += len(data)
+        self.budget.expanded -= len(data)  # all members and nesting levels draw on one budget
+        if self.budget.expanded < 0:
+            raise ResourceLimitError(
+                f"{self.name}: the archive expands past {self.budget.limit_expanded} bytes in total",
+                limit="archive-expanded-bytes",
+                value=self.budget.limit_expanded,
+            )
+        if len(self.head) < 65536:
+            self.head += bytes(data[: 65536 - len(self.head)])
+        self.hasher.update(data)
+        self.handle.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def extracted(self) -> Extracted:
+        """The finished member, for the engine to identify and scan."""
+        return Extracted(
+            name=self.name,
+            path=self.dest,
+            size=self.written,
+            digest="sha256:" + self.hasher.hexdigest(),
+            head=self.head,
+        )
+
+
 def _copy(chunks: Iterable[bytes], dest: Path, budget: Budget, name: str) -> Extracted:
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
-    with dest.open("wb") as out:
+    member = _MemberFile(dest, name, budget)
+    try:
         for chunk in chunks:
-            size += len(chunk)
-            if size > budget.expanded:
-                raise ResourceLimitError(
-                    f"{name}: the archive expands past {budget.limit_expanded} bytes in total",
-                    limit="archive-expanded-bytes",
-                    value=budget.limit_expanded,
-                )
-            if len(head) < 65536:
-                head += chunk[: 65536 - len(head)]
-            hasher.update(chunk)
-            out.write(chunk)
-    budget.expanded -= size
-    return Extracted(name=name, path=dest, size=size, digest="sha256:" + hasher.hexdigest(), head=head)
+            member.write(chunk)
+    finally:
+        member.close()
+    return member.extracted()
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
@@ -233,36 +261,22 @@ def _stream(path: Path, fmt: str, locator: str, tmp: Path, budget: Budget) -> It
             yield Problem(rule=ARCHIVE_MEMBER_UNREADABLE, name=name, message=exc.message, incomplete=True)
 
 
-class _SevenZipSink:
-    """Where py7zr writes one member: our own file (never a name from the archive), bounded."""
+class _SevenZipSink(_MemberFile):
+    """Where py7zr writes one member (the file-like interface it asks for), with the archive's ratio."""
 
     def __init__(self, dest: Path, name: str, budget: Budget, limit: int) -> None:
-        self.dest, self.name, self.budget, self.limit = dest, name, budget, limit
-        self.handle = dest.open("wb")
-        self.hasher = hashlib.sha256()
-        self.head = b""
-        self.written = 0
+        super().__init__(dest, name, budget)
+        self.limit = limit
 
     def write(self, data: bytes | bytearray) -> int:
-        self.written += len(data)
         self.budget.archive_output += len(data)
-        if self.written > self.budget.expanded:
-            raise ResourceLimitError(
-                f"{self.name}: the archive expands past {self.budget.limit_expanded} bytes in total",
-                limit="archive-expanded-bytes",
-                value=self.budget.limit_expanded,
-            )
         if self.budget.archive_output > self.limit:
             raise ResourceLimitError(
                 f"7z data expands more than {self.budget.max_ratio} times (a decompression bomb)",
                 limit="expansion-ratio",
                 value=self.budget.max_ratio,
             )
-        if len(self.head) < 65536:
-            self.head += bytes(data[: 65536 - len(self.head)])
-        self.hasher.update(data)
-        self.handle.write(data)
-        return len(data)
+        return super().write(data)
 
     def read(self, size: int | None = None) -> bytes:
         return b""
@@ -275,9 +289,6 @@ class _SevenZipSink:
 
     def size(self) -> int:
         return self.written
-
-    def close(self) -> None:
-        self.handle.close()
 
 
 def _seven_zip(path: Path, size: int, tmp: Path, budget: Budget) -> Iterator[Extracted | Problem]:
@@ -327,20 +338,13 @@ def _seven_zip(path: Path, size: int, tmp: Path, budget: Budget) -> Iterator[Ext
         yield Problem(rule=None, message=f"7z archive cannot be read ({str(exc)[:120]})", incomplete=True)
     finally:
         for sink in (*sinks.values(), *link_sinks.values()):
-            sink.handle.close()
+            sink.close()
     for name, sink in link_sinks.items():
         target = sink.head[:4096].decode("utf-8", "replace")
         if _link_escapes(name, target):
             yield Problem(rule=ARCHIVE_LINK_ESCAPES, name=name, message=f"link {name!r} points to {target!r}")
-    for name, sink in sinks.items():
-        budget.expanded -= sink.written
-        yield Extracted(
-            name=name,
-            path=sink.dest,
-            size=sink.written,
-            digest="sha256:" + sink.hasher.hexdigest(),
-            head=sink.head,
-        )
+    for sink in sinks.values():
+        yield sink.extracted()
 
 
 def open_archive(
