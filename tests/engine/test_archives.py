@@ -276,6 +276,15 @@ def test_escape_checks() -> None:
         assert not archives.escapes(name)
 
 
+def test_a_member_past_the_byte_limit_is_a_limit_finding_not_a_silent_truncation(tmp_path: Path) -> None:
+    # Random bytes barely compress, so only the expanded-bytes limit can stop them.
+    (tmp_path / "big.zip").write_bytes(_zip({"noise.bin": os.urandom(300_000)}))
+    report = _scan(tmp_path / "big.zip", archive_max_expanded_bytes=100_000)
+    assert "GAR-ARC-202" in _rules(report) or "GAR-ARC-201" in _rules(report)
+    assert not report.complete
+    assert any("100000" in e.message for e in report.errors)
+
+
 def test_7z_members_draw_on_one_byte_budget(tmp_path: Path) -> None:
     members = {"a.bin": os.urandom(60_000), "b.bin": os.urandom(60_000)}
     (tmp_path / "two.7z").write_bytes(_seven(members))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import importlib
+import io
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
@@ -103,7 +104,7 @@ def decode_stream(
     """
     decoder = Decoder(kind)
     consumed = produced = 0
-    cap = max_bytes if exact is None else min(exact, max_bytes + 1)
+    cap = max_bytes + 1 if exact is None else min(exact, max_bytes + 1)  # one past: overflow is seen
     while not decoder.eof and produced < cap:
         data = b""
         if decoder.needs_input:
@@ -129,6 +130,38 @@ def decode_stream(
             )
         if out:
             yield out
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (what :func:`decode_stream` yields)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def open_stream(
+    read: Callable[[int], bytes], kind: str, *, max_bytes: int, max_ratio: int = MAX_RATIO
+) -> io.BufferedReader:
+    """A file-like reader of :func:`decode_stream`'s output, for parsers that want ``read(n)``."""
+    return io.BufferedReader(
+        _ChunkReader(decode_stream(read, kind, max_bytes=max_bytes, max_ratio=max_ratio))
+    )
 
 
 def sniff_compression(head: bytes) -> str | None:

@@ -10,26 +10,23 @@ Here the restricted unpickler reads the stream, the wrapper global is answered w
 stand-in class (so joblib need not even be installed), and after its ``BUILD`` the array is read
 from the stream: raw bytes into a NumPy array, or the nested pickle through the same restricted
 unpickler and the same gate. The compression joblib used is recognised from the magic bytes and
-undone with the standard library (LZ4 needs the ``lz4`` package).
+undone by the scanner's bounded decompressors (LZ4 needs the ``lz4`` package).
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
+import importlib
 import io
-import lzma
 import math
 import pickle
-import zlib
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, ClassVar
 
 from garrison.core.errors import UnsupportedFormatError
+from garrison.formats.streams import open_stream, sniff_compression
+from garrison.supplychain.containers.npjob import MAX_PICKLE_BYTES
 from garrison.supplychain.safeload.unpickler import Gate, RestrictedUnpickler, TrailingDataError
 
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
-_LZ4_MAGIC = b"\x04\x22\x4d\x18"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 24
 
 
@@ -42,62 +39,31 @@ class ArrayWrapper:
     dtype: Any
 
 
-class _ZlibReader(io.RawIOBase):
-    """A readable stream over a zlib stream, as joblib's ``BinaryZlibFile`` writes it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._inflate = zlib.decompressobj(wbits=15)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while not self._pending:
-            if self._inflate.eof:
-                return 0
-            data = self._inflate.unconsumed_tail or self._raw.read(1 << 16)
-            if not data:
-                raise EOFError("zlib stream ends before its end marker")
-            self._pending = self._inflate.decompress(data, 1 << 20)
-        size = min(len(view), len(self._pending))
-        view[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 def open_decompressed(raw: IO[bytes]) -> IO[bytes]:
-    """``raw`` itself when it is not compressed, else a stream of what it decompresses to."""
+    """``raw`` itself when it is not compressed, else a stream of what it decompresses to.
+
+    Decompression is the scanner's (:func:`garrison.formats.streams.decode_stream`), with the same
+    output and ratio limits, so the loader reads exactly the bytes the scan could read.
+    """
     head = raw.read(16)
     raw.seek(0)
-    if head.startswith(b"\x1f\x8b\x08"):
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
-    if head.startswith(b"BZh") and head[3:4].isdigit():
-        return cast(IO[bytes], bz2.BZ2File(raw, mode="rb"))
-    if head.startswith(_XZ_MAGIC):
-        return cast(IO[bytes], lzma.LZMAFile(raw, mode="rb", format=lzma.FORMAT_XZ))
-    if len(head) >= 13 and head[0] == 0x5D and head[1:3] == b"\x00\x00":
-        return cast(IO[bytes], lzma.LZMAFile(raw, mode="rb", format=lzma.FORMAT_ALONE))
     if head.startswith(b"ZF0x"):
         raise UnsupportedFormatError(
             "this is the joblib < 0.10 compressed layout, which keeps arrays in side files",
             hint="re-save it with a current joblib, from a trusted environment",
         )
-    if head.startswith(_LZ4_MAGIC):
+    kind = sniff_compression(head)
+    if kind is None:
+        return raw
+    if kind == "lz4":
         try:
-            import lz4.frame  # type: ignore[import-not-found, import-untyped, unused-ignore]
+            importlib.import_module("lz4.frame")
         except ImportError:
             raise UnsupportedFormatError(
                 "this joblib file is LZ4-compressed and the lz4 package is not installed",
                 hint="pip install lz4",
             ) from None
-        stream: IO[bytes] = lz4.frame.LZ4FrameFile(raw, mode="rb")
-        return stream
-    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return cast(IO[bytes], io.BufferedReader(_ZlibReader(raw)))
-    return raw
+    return open_stream(raw.read, kind, max_bytes=MAX_PICKLE_BYTES)
 
 
 class JoblibUnpickler(RestrictedUnpickler):
