@@ -80,7 +80,9 @@ class SignatureVerifier(Protocol):
 
     Called with the file's path and ``sha256:<hex>`` of exactly the bytes that will be loaded; a
     verifier must check that the signature covers that digest (not just whatever the path holds at
-    the time), and raise to refuse. Garrison's integrity commands will provide one.
+    the time), and raise to refuse. :func:`garrison.integrity.gate.make_verifier` builds one from a
+    :class:`~garrison.integrity.gate.SignaturePolicy`; with ``signature-key`` or ``signature-certs``
+    set, safe loading builds it from the settings.
     """
 
     def __call__(self, path: Path, digest: str) -> None:
@@ -180,7 +182,7 @@ def safe_load_result(
         required = require_signature or (settings is not None and settings.require_signature)
         verified = required or verifier is not None
         if verified:
-            _verify(label, target, digest, verifier)
+            _verify(label, target, digest, verifier or _configured_verifier(settings))
         report = _scan(target, label, settings, registry)
         fmt = check_scan(label, target, report, digest, gate)
         _require_supported(label, fmt)
@@ -236,13 +238,24 @@ def _require_supported(label: str, fmt: str) -> None:
     )
 
 
+def _configured_verifier(settings: Settings | None) -> SignatureVerifier | None:
+    """The integrity check of ``verify_before_load`` with the trust anchors in the settings, if any."""
+    if settings is None or (settings.signature_key is None and not settings.signature_certs):
+        return None
+    from garrison.integrity.gate import SignaturePolicy, make_verifier
+
+    return make_verifier(
+        SignaturePolicy(require=True, key=settings.signature_key, certs=tuple(settings.signature_certs))
+    )
+
+
 def _verify(label: str, target: Path, digest: str, verifier: SignatureVerifier | None) -> None:
     if verifier is None:
         raise LoadRefusedError(
             label,
-            "a verified signature is required, but no signature verifier is configured",
-            hint="Garrison's integrity commands will provide one; until then pass verifier=..., "
-            "or do not require a signature",
+            "a verified signature is required, but no trusted key or certificate is configured",
+            hint="set signature-key or signature-certs in garrison.toml (or pass --key/--cert to "
+            "`garrison load`), or pass verifier=...",
         )
     try:
         verifier(target, digest)

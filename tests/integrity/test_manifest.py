@@ -416,7 +416,7 @@ def test_compare_detects_every_kind_of_change(model: Path, shard_size: int | Non
     assert "added    new.txt" in text
     assert text.endswith(diff.summary())
     if shard_size:
-        assert "bytes 2000–3000" in text
+        assert "bytes 2,000–3,000" in text
 
 
 def test_compare_refuses_different_settings(model: Path) -> None:

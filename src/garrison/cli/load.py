@@ -48,10 +48,39 @@ def load(
         bool,
         typer.Option(
             "--require-signature",
-            help="Refuse unless the file's signature is verified. No verifier is built in yet, so "
-            "with this flag every file is refused until Garrison's integrity commands provide one.",
+            help="Refuse unless the file verifies against its signature (PATH.sig, or the .sig of "
+            "an enclosing signed directory) with the key or certificates given here or in the "
+            "configuration (signature-key, signature-certs).",
         ),
     ] = False,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="The signature to check (implies --require-signature).",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="PEM",
+            help="Public key the signature must verify with (implies --require-signature).",
+            show_default=False,
+        ),
+    ] = None,
+    cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cert",
+            metavar="PEM",
+            help="CA certificate the signing certificate must chain to; repeatable (implies "
+            "--require-signature).",
+            show_default=False,
+        ),
+    ] = None,
     config_file: ConfigOption = None,
 ) -> None:
     """Scan a file, then load it through Garrison's restricted unpickler, and summarise it.
@@ -68,6 +97,7 @@ def load(
       garrison load checkpoint.pt --allow mypkg.models.Net
       garrison load pipeline.joblib --format json
       garrison load weights.safetensors --rows 5
+      garrison load model/weights.pt --key publisher.pub   # checks model.sig first
 
     Exit codes: 0 loaded, 1 refused (findings, a global outside the allowlist, no verified
     signature), 2 usage error or missing extra, 3 unsupported format or unreadable file.
@@ -80,13 +110,27 @@ def load(
 
     if fmt not in ("console", "json"):
         raise UsageError(f"--format {fmt!r}: garrison load writes console or json")
-    settings = load_settings({"require_signature": require_signature or None}, config_file).settings
+    explicit = signature is not None or key is not None or bool(cert)
+    settings = load_settings(
+        {
+            "require_signature": (require_signature or explicit) or None,
+            "signature_key": key,
+            "signature_certs": tuple(cert) if cert else None,
+        },
+        config_file,
+    ).settings
+    verifier = None
+    if signature is not None:
+        from garrison.integrity.gate import SignaturePolicy, make_verifier
+
+        verifier = make_verifier(SignaturePolicy.from_settings(settings, signature=signature))
     try:
         result = safe_load_result(
             path,
             allow=tuple(allow or ()),
             map_location=map_location,
             settings=settings,
+            verifier=verifier,
         )
     except LoadRefusedError as refused:
         if fmt == "json":

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import audit, config, crypt, load, rules, scan, stored
+from garrison.cli import audit, config, crypt, load, rules, scan, signing, stored
 
 HELP = """Garrison: security for AI systems.
 
@@ -64,6 +64,9 @@ app.command("encrypt")(crypt.encrypt)
 app.command("decrypt")(crypt.decrypt)
 app.command("rewrap")(crypt.rewrap)
 app.add_typer(crypt.kek_app, name="kek")
+app.command("sign")(signing.sign)
+app.command("verify")(signing.verify)
+app.command("watch")(signing.watch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

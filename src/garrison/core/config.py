@@ -79,7 +79,15 @@ class Settings(BaseModel):
     progress: bool = Field(default=True, description="Show progress bars on stderr.")
     require_signature: bool = Field(
         default=False,
-        description="garrison load and safe_load refuse a file unless a verifier accepts its signature.",
+        description="garrison load and safe_load refuse a file unless it verifies against its signature.",
+    )
+    signature_key: Path | None = Field(
+        default=None,
+        description="PEM public key that model signatures must verify with (safe loading, gateway).",
+    )
+    signature_certs: tuple[Path, ...] = Field(
+        default=(),
+        description="PEM CA certificates that signing certificates must chain to (instead of a key).",
     )
     jobs: int = Field(
         default=0,

@@ -206,12 +206,14 @@ class Manifest:
 
     def resources(self) -> list[dict[str, str]]:
         """The model-signing predicate's ``resources`` list, in canonical order."""
+        # model-signing names a shard's algorithm after the shard size: "sha256-sharded-1000000000"
+        algorithm = self.algorithm if self.mode == "files" else f"{self.algorithm}-sharded-{self.shard_size}"
         out = []
         for e in self.entries:
             if e.start is not None and e.size == 0:
                 continue  # model-signing lists no shard for an empty file
             name = "." + e.resource_name[len(e.path) :] if self.single_file else e.resource_name
-            out.append({"name": name, "algorithm": self.algorithm, "digest": e.digest})
+            out.append({"name": name, "algorithm": algorithm, "digest": e.digest})
         return out
 
     def root_digest(self) -> str:
@@ -496,7 +498,7 @@ class FileChange:
     path: str
     """POSIX path relative to the root."""
     old_size: int
-    """Size in the old manifest."""
+    """Size in the old manifest; -1 when unknown (a whole-file signature records no sizes)."""
     new_size: int
     """Size in the new manifest."""
     ranges: tuple[tuple[int, int], ...] = ()
@@ -590,8 +592,13 @@ def render_diff(diff: ManifestDiff) -> str:
     """Human-readable report: one line per changed, added or removed file, then the summary."""
     lines: list[str] = []
     for c in diff.changed:
-        size = f"{c.old_size} → {c.new_size} bytes" if c.old_size != c.new_size else f"{c.new_size} bytes"
-        where = f"; bytes {', '.join(f'{s}–{e}' for s, e in c.ranges)}" if c.ranges else ""
+        if c.old_size < 0:  # a signature in files mode does not record sizes
+            size = f"{c.new_size:,} bytes now"
+        elif c.old_size != c.new_size:
+            size = f"{c.old_size:,} → {c.new_size:,} bytes"
+        else:
+            size = f"{c.new_size:,} bytes"
+        where = f"; bytes {', '.join(f'{s:,}–{e:,}' for s, e in c.ranges)}" if c.ranges else ""
         lines.append(f"changed  {c.path} ({size}{where})")
     lines.extend(f"added    {p}" for p in diff.added)
     lines.extend(f"removed  {p}" for p in diff.removed)

@@ -96,18 +96,48 @@ def test_a_refusal_as_json(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "CANARY").exists()
 
 
-def test_a_required_signature_refuses_for_now(cli: Cli, tmp_path: Path) -> None:
+def test_a_required_signature_without_trust_refuses(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "ok.pkl"
     path.write_bytes(pickle.dumps({"a": 1}))
     assert cli("load", str(path)).code == 0
     result = cli("load", str(path), "--require-signature")
     assert result.code == 1
-    assert "no signature verifier is configured" in result.err
-    # The same policy from the configuration file (fail closed: no verifier is built in yet).
+    assert "no trusted key or certificate is configured" in result.err
+    # The same policy from the configuration file: fail closed.
     (tmp_path / "garrison.toml").write_text("require-signature = true\n")
     from_policy = cli("load", str(path))
     assert from_policy.code == 1
-    assert "no signature verifier is configured" in from_policy.err
+    assert "no trusted key or certificate is configured" in from_policy.err
+
+
+def test_load_verifies_the_signature_of_the_enclosing_directory(cli: Cli, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "k.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    model = tmp_path / "model"
+    model.mkdir()
+    path = model / "ok.pkl"
+    path.write_bytes(pickle.dumps({"a": 1}))
+    assert cli("load", str(path), "--key", str(tmp_path / "k.pub")).code == 1  # no signature yet
+    assert cli("sign", str(model), "--key", str(tmp_path / "k.pem")).code == 0
+    loaded = cli("load", str(path), "--key", str(tmp_path / "k.pub"), "--format", "json")
+    assert loaded.code == 0, loaded.err
+    assert json.loads(loaded.out)["signature_verified"] is True
+    path.write_bytes(pickle.dumps({"a": 2}))
+    refused = cli("load", str(path), "--key", str(tmp_path / "k.pub"))
+    assert refused.code == 1
+    assert "differs from the digest signed in" in refused.err
 
 
 @pytest.mark.parametrize(

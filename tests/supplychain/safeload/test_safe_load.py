@@ -189,7 +189,7 @@ def test_allowing_a_class_does_not_waive_other_findings(write: Write, canary: Pa
 
 
 def test_a_required_signature_without_a_verifier_refuses(write: Write) -> None:
-    with pytest.raises(LoadRefusedError, match="no signature verifier is configured"):
+    with pytest.raises(LoadRefusedError, match="no trusted key or certificate is configured"):
         safe_load(write("ok.pkl", pickle.dumps([1])), require_signature=True)
 
 
@@ -318,7 +318,7 @@ def test_a_file_over_the_scan_digest_limit_still_loads_and_is_hashed(tmp_path: P
 def test_policy_can_require_a_signature(tmp_path: Path) -> None:
     path = tmp_path / "ok.pkl"
     path.write_bytes(pickle.dumps([1]))
-    with pytest.raises(LoadRefusedError, match="no signature verifier is configured"):
+    with pytest.raises(LoadRefusedError, match="no trusted key or certificate is configured"):
         safe_load(path, settings=Settings(require_signature=True))
     seen: list[str] = []
     assert safe_load(
