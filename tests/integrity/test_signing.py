@@ -443,3 +443,20 @@ def test_dataset_changes_are_reported_as_rows(tmp_path: Path, keys: Callable[[st
         "verify", "key", str(data), "--signature", str(sig), "--public_key", str(pair.public)
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_row_digests_without_the_data_extra(
+    tmp_path: Path, keys: Callable[[str], KeyPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from garrison.core.errors import MissingExtraError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.csv").write_text("".join(f"{i},{i * 7}\n" for i in range(200_000)))
+    signer = Signer.from_files(keys("p256").private)
+    monkeypatch.setitem(sys.modules, "numpy", None)  # what a core install without numpy sees
+    signed = sign_path(data, signer)  # auto: the signature is still made, without row digests
+    assert signed.chunked == ()
+    assert "garrison[data]" in signed.notes[0]
+    with pytest.raises(MissingExtraError):
+        sign_path(data, signer, chunks="always")

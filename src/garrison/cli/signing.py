@@ -218,6 +218,8 @@ def sign(
         chunks=chunks,  # type: ignore[arg-type]  # checked above
     )
     elapsed = time.perf_counter() - started
+    for line in result.notes:
+        note(f"note: {line}")
     sizes = result.manifest.file_sizes()
     total = sum(sizes.values())
     if fmt == "json":

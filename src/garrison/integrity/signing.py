@@ -82,6 +82,8 @@ class SignResult:
     """The key or certificate that signed."""
     chunked: tuple[str, ...]
     """Dataset files that got chunk digests."""
+    notes: tuple[str, ...] = ()
+    """Things the signer should know (row-level digests skipped for want of the ``data`` extra)."""
 
 
 def sign_path(
@@ -122,7 +124,7 @@ def sign_path(
             hint="fix them, or leave them out with --ignore PATH",
         )
     manifest = result.manifest
-    indexes = _chunk_indexes(target, manifest, algorithm, chunks)
+    indexes, notes = _chunk_indexes(target, manifest, algorithm, chunks)
     payload = statement_payload(
         name=manifest.name,
         serialization=manifest.serialization_parameters(),
@@ -130,16 +132,22 @@ def sign_path(
         chunks=indexes,
     )
     _write_atomic(out, signer.sign(payload))
-    return SignResult(signature=out, manifest=manifest, signer=signer.describe(), chunked=tuple(indexes))
+    return SignResult(
+        signature=out, manifest=manifest, signer=signer.describe(), chunked=tuple(indexes), notes=notes
+    )
 
 
 def _file_of(root: Path, manifest: Manifest, rel: str) -> Path:
     return root if manifest.single_file else root / rel
 
 
-def _chunk_indexes(root: Path, manifest: Manifest, algorithm: Algorithm, mode: ChunkMode) -> dict[str, Any]:
+def _chunk_indexes(
+    root: Path, manifest: Manifest, algorithm: Algorithm, mode: ChunkMode
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Chunk indexes of the dataset files, and a note when ``auto`` had to skip them."""
     if mode == "never":
-        return {}
+        return {}, ()
+    from garrison.core.errors import MissingExtraError
     from garrison.formats.identify import identify
     from garrison.formats.info import HEAD_BYTES
     from garrison.integrity.datasets import chunk_digests
@@ -156,8 +164,14 @@ def _chunk_indexes(root: Path, manifest: Manifest, algorithm: Algorithm, mode: C
             raise InputError(f"{file}: cannot be read: {exc.strerror or exc}") from None
         if identify(file, head, size).format not in DATASET_FORMATS:
             continue
-        out[rel] = chunk_digests(file, algorithm=algorithm).to_dict()
-    return out
+        try:
+            out[rel] = chunk_digests(file, algorithm=algorithm).to_dict()
+        except MissingExtraError as exc:
+            if mode == "always":
+                raise
+            note = f"row-level digests of dataset files skipped: {exc.message} ({exc.hint})"
+            return {}, (note,)
+    return out, ()
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
