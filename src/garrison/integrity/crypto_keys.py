@@ -306,6 +306,21 @@ BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
 }
 
 
+def local_kms(arg: str) -> KeyProvider:
+    """The ``local`` ``garrison.kms`` plugin: a keyring directory behind the plugin interface.
+
+    It is registered as an entry point by Garrison's own package, so ``--key local:DIR`` goes
+    through exactly the lookup a third-party KMS plugin does (``NAME:ARG`` → entry point → factory
+    called with ``ARG`` → :class:`KeyProvider`). A cloud KMS plugin implements the same two
+    methods, ``wrap`` and ``unwrap``.
+    """
+    if not arg:
+        raise KeyProviderError(
+            "local:DIR needs the keyring directory", hint="e.g. --key local:/etc/garrison/keys"
+        )
+    return KeyringProvider(Path(arg).expanduser())
+
+
 def provider_from_spec(spec: str) -> KeyProvider:
     """A provider from ``NAME:ARG``: ``file:PATH``, ``env:VAR``, ``keyring:DIR``, or a plugin name.
 
