@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -164,6 +165,19 @@ def test_periodic_watch_reports_transitions_once(model: Path, keys: Callable[[st
     cycles = watch(model, sig, trust, interval=0.01, count=6, on_cycle=on_cycle)
     assert [c.result.ok for c in cycles] == [True, True, False, False, True, True]
     assert [c.changed_state for c in cycles] == [True, False, True, False, True, False]
+
+
+def test_a_deleted_tree_is_every_file_removed(model: Path, keys: Callable[[str], KeyPair]) -> None:
+    from garrison.integrity.bundle import Signer
+    from garrison.integrity.signing import sign_path, verify_path
+
+    pair = keys("p256")
+    sig = sign_path(model, Signer.from_files(pair.private)).signature
+    shutil.rmtree(model)
+    result = verify_path(model, sig, KeyTrust(load_public_key(pair.public)))
+    assert not result.ok
+    assert result.diff is not None
+    assert result.diff.removed == ("config.json", "empty", "tokenizer/vocab.txt", "weights.bin")
 
 
 def test_periodic_watch_stops_on_request(model: Path, keys: Callable[[str], KeyPair]) -> None:

@@ -247,16 +247,26 @@ def verify_path(
     """Check ``signature`` against ``trust``, then ``path`` against the signed manifest.
 
     Never raises for a bad signature or a changed tree: those are the answer, in the returned
-    :class:`Verification`. Raises :class:`UsageError` when ``path`` or ``signature`` cannot be read.
+    :class:`Verification`; a missing ``path`` is every signed file removed. Raises
+    :class:`UsageError` when ``signature`` cannot be read.
     """
     target = path.expanduser()
-    if not (target.exists() or target.is_symlink()):
-        raise UsageError(f"{path}: no such file or directory")
     data = read_signature(signature)
     try:
         statement, signer = verify_bundle(read_bundle(data, source=str(signature)), trust)
     except (SignatureError, InputError) as exc:
         return Verification(target=target, signature=signature, failure=exc.message)
+    if not (target.exists() or target.is_symlink()):
+        # The whole tree is gone (or was never there): every signed file is missing. For `watch`
+        # that is the change to report, not a reason to stop.
+        gone = _empty_manifest(target, statement)
+        return Verification(
+            target=target,
+            signature=signature,
+            signer=signer,
+            statement=statement,
+            diff=diff_resources(statement, gone),
+        )
     extra = [rel] if (rel := _relative_inside(signature, target)) else []
     current = build_manifest(
         target,
@@ -278,6 +288,20 @@ def verify_path(
         diff=diff,
         problems=current.problems,
         rows=rows,
+    )
+
+
+def _empty_manifest(target: Path, statement: Statement) -> Manifest:
+    single = any(r.name == "." or r.name.startswith(".:") for r in statement.resources)
+    return Manifest(
+        name=target.name,
+        algorithm=cast(Algorithm, statement.hash_type),
+        mode="shards" if statement.method == "shards" else "files",
+        shard_size=statement.shard_size,
+        allow_symlinks=statement.allow_symlinks,
+        ignore=statement.ignore_paths,
+        single_file=single,
+        entries=(),
     )
 
 
