@@ -476,3 +476,114 @@ def test_a_write_error_in_the_writer_thread_surfaces_and_nothing_hangs(limit: in
     sealed.seek(0)
     with pytest.raises(OSError, match="No space left"):
         decrypt_stream(sealed, _FullDisk(limit), KEY)
+
+
+# -- the buffer pool, the writer thread and write-behind -------------------------------------------
+
+
+def test_a_write_error_while_every_buffer_is_queued_surfaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crypto, "_BUFFER_BYTES", 0)  # two buffers: the producer waits on the writer
+    data = os.urandom(64 * 4096)
+    with pytest.raises(OSError, match="No space left"):
+        encrypt_stream(io.BytesIO(data), _FullDisk(3 * 4096), KEY, size=len(data), chunk_size=4096)
+    sealed = seal(data)
+    with pytest.raises(OSError, match="No space left"):
+        decrypt_stream(io.BytesIO(sealed), _FullDisk(3 * 4096), KEY)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, 5 * CHUNK + 7, 40 * CHUNK])
+def test_reused_buffers_round_trip_with_the_smallest_pool(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    monkeypatch.setattr(crypto, "_BUFFER_BYTES", 0)
+    data = os.urandom(size)
+    assert unseal(seal(data)) == data
+
+
+def test_a_tampered_chunk_in_the_middle_stops_before_its_plaintext_is_written() -> None:
+    data = os.urandom(40 * CHUNK)
+    head, chunks = chunks_of(seal(data))
+    chunks[20] = bytes([chunks[20][0] ^ 1]) + chunks[20][1:]
+    out = io.BytesIO()
+    with pytest.raises(AuthenticationError, match="chunk 20 of 40"):
+        decrypt_stream(io.BytesIO(head + b"".join(chunks)), out, KEY)
+    assert out.getvalue() == data[: 20 * CHUNK]  # only chunks that authenticated reached the output
+
+
+def test_a_tampered_chunk_in_the_middle_of_a_file_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(crypto, "_WRITE_BEHIND_BYTES", CHUNK)  # write-behind runs many times
+    source = tmp_path / "model.bin"
+    source.write_bytes(os.urandom(40 * CHUNK))
+    encrypt_file(source, tmp_path / "model.gar", KEY, chunk_size=CHUNK)
+    blob = bytearray((tmp_path / "model.gar").read_bytes())
+    blob[header_len(bytes(blob)) + 20 * (CHUNK + TAG_BYTES) + 5] ^= 1
+    (tmp_path / "model.gar").write_bytes(bytes(blob))
+    with pytest.raises(AuthenticationError, match="chunk 20 of 40"):
+        decrypt_file(tmp_path / "model.gar", tmp_path / "out.bin", KEY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.gar"]
+
+
+def test_write_behind_round_trip_through_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crypto, "_WRITE_BEHIND_BYTES", CHUNK)
+    source = tmp_path / "model.bin"
+    source.write_bytes(os.urandom(50 * CHUNK + 3))
+    encrypt_file(source, tmp_path / "model.gar", KEY, chunk_size=CHUNK)
+    assert unseal((tmp_path / "model.gar").read_bytes()) == source.read_bytes()
+    decrypt_file(tmp_path / "model.gar", tmp_path / "plain.bin", KEY)
+    assert (tmp_path / "plain.bin").read_bytes() == source.read_bytes()
+
+
+class _ReadOnly:
+    """An input with ``read`` but no ``readinto``, handing out a few bytes at a time."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(min(size, 1000) if size >= 0 else size)
+
+
+class _ShortWrites(io.RawIOBase):
+    """A raw output that takes at most 1000 bytes per write, as a raw stream may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        taken = bytes(data[:1000])
+        self.data += taken
+        return len(taken)
+
+
+def test_streams_without_readinto_and_with_short_writes() -> None:
+    data = os.urandom(3 * CHUNK + 5)
+    out = _ShortWrites()
+    encrypt_stream(_ReadOnly(data), out, KEY, size=len(data), chunk_size=CHUNK)  # type: ignore[arg-type]
+    plain = _ShortWrites()
+    decrypt_stream(_ReadOnly(bytes(out.data)), plain, KEY)  # type: ignore[arg-type]
+    assert bytes(plain.data) == data
+
+
+def test_write_behind_starts_each_window_and_drops_the_one_two_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(crypto, "_WRITE_BEHIND_BYTES", CHUNK)
+    monkeypatch.setattr(crypto, "_drop_pages", lambda fd, offset, length: calls.append((offset, length)))
+    out = tmp_path / "out.gar"
+    with out.open("wb") as dst:
+        encrypt_stream(
+            io.BytesIO(bytes(10 * CHUNK)), dst, KEY, size=10 * CHUNK, chunk_size=CHUNK, write_behind=True
+        )
+        start = header_len(out.read_bytes())
+    assert calls  # the schedule ran: window k started, window k - 2 dropped
+    offsets = [offset - start for offset, _ in calls]
+    assert offsets[:4] == [0, CHUNK, 2 * CHUNK, 0]
+    assert all(length == CHUNK for _, length in calls)
+    calls.clear()
+    with (tmp_path / "plain.gar").open("wb") as dst:
+        encrypt_stream(io.BytesIO(bytes(10 * CHUNK)), dst, KEY, size=10 * CHUNK, chunk_size=CHUNK)
+    assert calls == []  # only on request: it costs CPU that only pays off before an fsync

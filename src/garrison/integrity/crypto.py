@@ -11,7 +11,8 @@ The construction (specified byte by byte in ``docs/encryption.md``):
   only, with the file's **immutable header** (magic to nonce prefix, 59 bytes) as associated data.
   This is the STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizár, as used by age and
   Tink: reordering, splicing from another file, truncation at a chunk boundary and data after the
-  final chunk all fail, and memory use is one chunk whatever the file size.
+  final chunk all fail, and memory use is a few chunks (about 5 MiB by default) whatever the
+  file size.
 - The header also states the plaintext size (authenticated), so truncation and trailing data are
   reported as such, before any chunk is decrypted when the input is a regular file.
 - The **key block** (kid and wrapped data key) follows the immutable header and is *not* part of
@@ -24,6 +25,7 @@ This module works on streams; ``crypto_files`` works on paths (atomic outputs, r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat
@@ -139,8 +141,11 @@ def _payload_cipher(data_key: bytes, salt: bytes) -> AESGCM:
     return AESGCM(hkdf.derive(data_key))
 
 
-_WRITE_AHEAD_BYTES = 3 << 20
-"""Bytes of output that may wait for the writer thread."""
+_BUFFER_BYTES = 4 << 20
+"""Bytes of output buffers per stream: the chunks that may wait for the writer thread."""
+
+_WRITE_BEHIND_BYTES = 8 << 20
+"""How far behind the writer the kernel is asked to start writing a regular file to disk."""
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
@@ -150,29 +155,73 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
 class _BackgroundWriter:
     """Writes chunks on a second thread, so disk writes overlap with AES-GCM on this one.
 
-    At most ``budget`` bytes wait in the queue (memory stays bounded); a write error is raised on
-    the next :meth:`write` or at :meth:`close`, never lost.
+    Chunks are sealed or opened straight into buffers taken from a fixed pool (:meth:`buffer`)
+    and handed back by :meth:`write`; the writer returns each buffer to the pool once written,
+    so memory stays at ``_BUFFER_BYTES`` (at least two buffers) and no chunk is allocated or copied
+    on the way. A write error is raised on the next :meth:`buffer` or :meth:`write`, or at
+    :meth:`close`, never lost.
+
+    With ``write_behind``, for a caller that will ``fsync`` ``dst`` (a regular file), the writer
+    also asks the kernel to start writing each ``_WRITE_BEHIND_BYTES`` to disk once it is that far
+    behind, and to drop it from the page cache two windows later (:meth:`_write_behind`): the disk
+    works while AES-GCM does, the final ``fsync`` has little left to wait for, and the page cache
+    holds a few windows of the output instead of all of it (a 4 GiB output otherwise takes 4 GiB
+    of fresh page cache, which made encryption two to three times slower here). It costs some
+    CPU: a small output that is never fsynced is written about 20 % faster without it.
     """
 
-    def __init__(self, dst: BinaryIO, chunk_size: int, budget: int = _WRITE_AHEAD_BYTES) -> None:
+    def __init__(self, dst: BinaryIO, buffer_size: int, *, write_behind: bool) -> None:
         self._dst = dst
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max(1, budget // chunk_size))
+        self._buffer_size = buffer_size
+        self._buffers_left = max(2, _BUFFER_BYTES // max(1, buffer_size))
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._fd, self._offset = _regular_file(dst) if write_behind else (None, 0)
         self._thread = threading.Thread(target=self._run, name="garrison-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
+        advised = written = 0
+        while (item := self._full.get()) is not None:
+            buf, length = item
             if self._error is None:
                 try:
-                    self._dst.write(data)
+                    _write_all(self._dst, memoryview(buf)[:length])
+                    written += length
+                    if self._fd is not None and written - advised >= 2 * _WRITE_BEHIND_BYTES:
+                        self._write_behind(self._fd, advised)
+                        advised += _WRITE_BEHIND_BYTES
                 except BaseException as exc:  # noqa: BLE001 - handed to the producing thread
                     self._error = exc
+            self._free.put(buf)
 
-    def write(self, data: bytes) -> None:
+    def _write_behind(self, fd: int, start: int) -> None:
+        """Start writing the window at ``start`` to disk; drop the one two windows back.
+
+        ``POSIX_FADV_DONTNEED`` starts writeback of dirty pages without waiting, but keeps pages
+        still under writeback; two windows later those pages are clean, and a second call lets
+        them go, so the page cache holds a few windows of the output instead of all of it.
+        """
+        window = _WRITE_BEHIND_BYTES
+        _drop_pages(fd, self._offset + start, window)
+        if start >= 2 * window:
+            _drop_pages(fd, self._offset + start - 2 * window, window)
+
+    def buffer(self) -> bytearray:
+        """A buffer of ``buffer_size`` bytes to fill; waits for the writer when all are queued."""
         if self._error is not None:
             raise self._error
-        self._queue.put(data)
+        if self._buffers_left and self._free.empty():
+            self._buffers_left -= 1
+            return bytearray(self._buffer_size)
+        return self._free.get()
+
+    def write(self, buf: bytearray, length: int) -> None:
+        """Queue the first ``length`` bytes of ``buf`` (from :meth:`buffer`; not to be touched after)."""
+        if self._error is not None:
+            raise self._error
+        self._full.put((buf, length))
 
     def close(self) -> None:
         """Wait for every queued write; raise the first write error."""
@@ -182,8 +231,53 @@ class _BackgroundWriter:
 
     def abort(self) -> None:
         """Stop after the queued writes, for a caller that is already raising its own error."""
-        self._queue.put(None)
+        self._full.put(None)
         self._thread.join()
+
+
+def _regular_file(dst: BinaryIO) -> tuple[int | None, int]:
+    """The descriptor and position of ``dst`` if it is a regular file that takes write-behind hints."""
+    if not hasattr(os, "posix_fadvise"):
+        return None, 0
+    try:
+        fd = dst.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, 0
+        return fd, dst.tell()
+    except (OSError, AttributeError, ValueError):
+        return None, 0
+
+
+def _drop_pages(fd: int, offset: int, length: int) -> None:
+    """Start writing a written range to disk without waiting, and let its clean pages go."""
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _write_all(dst: BinaryIO, view: memoryview) -> None:
+    """Write all of ``view``, also to a raw stream that may take only part of it."""
+    while view:
+        done = dst.write(view)
+        if done is None or done >= len(view):
+            return
+        view = view[done:]
+
+
+def _read_into(src: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``src``; fewer bytes only at the end of the stream. Returns the count."""
+    readinto = getattr(src, "readinto", None)
+    got = 0
+    while got < len(view):
+        if readinto is not None:
+            more = readinto(view[got:])
+        else:
+            data = src.read(len(view) - got)
+            more = len(data)
+            view[got : got + more] = data
+        if not more:
+            break
+        got += more
+    return got
 
 
 def _read_exact(src: BinaryIO, size: int) -> bytes:
@@ -213,11 +307,15 @@ def encrypt_stream(
     size: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Progress | None = None,
+    write_behind: bool = False,
 ) -> Header:
     """Encrypt exactly ``size`` bytes from ``src`` into ``dst``; return the header written.
 
     Raises :class:`UsageError` for a chunk size out of range, an input larger than the format
-    allows (2^32 chunks), or an input that changed size while it was being read.
+    allows (2^32 chunks), or an input that changed size while it was being read. Pass
+    ``write_behind=True`` when ``dst`` is a file that will be ``fsync``-ed, or a large one: the
+    kernel is asked to write it to disk as it goes and to drop it from the page cache, which makes
+    the ``fsync`` short and keeps a large output from filling memory (``crypto_files`` does this).
     """
     _check_chunk_size(chunk_size)
     chunks = _chunk_count(size, chunk_size)
@@ -241,17 +339,22 @@ def encrypt_stream(
     )
     cipher = _payload_cipher(data_key, salt)
     dst.write(header.to_bytes())
-    writer = _BackgroundWriter(dst, chunk_size)
+    largest = min(chunk_size, size)
+    plain = memoryview(bytearray(largest))
+    writer = _BackgroundWriter(dst, largest + TAG_BYTES, write_behind=write_behind)
     try:
         remaining = size
         for index in range(chunks):
             want = min(chunk_size, remaining)
-            plain = _read_exact(src, want)
-            if len(plain) != want:
+            if _read_into(src, plain[:want]) != want:
                 raise UsageError("the input became shorter while it was being encrypted; nothing was written")
             remaining -= want
             last = index == chunks - 1
-            writer.write(cipher.encrypt(_nonce(prefix, index, last), plain, aad))
+            sealed = writer.buffer()
+            cipher.encrypt_into(
+                _nonce(prefix, index, last), plain[:want], aad, memoryview(sealed)[: want + TAG_BYTES]
+            )
+            writer.write(sealed, want + TAG_BYTES)
             if progress is not None:
                 progress(want)
         if src.read(1):
@@ -327,12 +430,13 @@ def decrypt_stream(
     provider: KeyProvider,
     *,
     progress: Progress | None = None,
+    write_behind: bool = False,
 ) -> Header:
     """Decrypt ``src`` into ``dst``; return the header.
 
     ``dst`` receives plaintext chunk by chunk, each authenticated before it is written, but the
     file as a whole is authentic only when this returns: callers must discard ``dst`` on an error
-    (``crypto_files.decrypt_file`` does).
+    (``crypto_files.decrypt_file`` does). ``write_behind`` is as for :func:`encrypt_stream`.
     """
     header = parse_header(src)
     aad = header.immutable()
@@ -340,7 +444,7 @@ def decrypt_stream(
     start = PREFIX_BYTES + len(header.key_block())
     _check_length(src, header.ciphertext_size)
     cipher = _payload_cipher(data_key, header.salt)
-    writer = _BackgroundWriter(dst, header.chunk_size)
+    writer = _BackgroundWriter(dst, min(header.chunk_size, header.plaintext_size), write_behind=write_behind)
     try:
         _decrypt_chunks(src, writer, cipher, header, aad, start, progress)
     except BaseException:
@@ -361,26 +465,33 @@ def _decrypt_chunks(
 ) -> None:
     chunks = header.chunks
     remaining = header.plaintext_size
+    sealed = memoryview(bytearray(min(header.chunk_size, remaining) + TAG_BYTES))
     for index in range(chunks):
-        want = min(header.chunk_size, remaining) + TAG_BYTES
-        sealed = _read_exact(src, want)
-        if len(sealed) != want:
+        size = min(header.chunk_size, remaining)
+        want = size + TAG_BYTES
+        if _read_into(src, sealed[:want]) != want:
             raise AuthenticationError(
                 f"file ends before its final chunk (truncated in chunk {index} of {chunks})"
             )
         last = index == chunks - 1
+        plain = writer.buffer()
         try:
-            plain = cipher.decrypt(_nonce(header.nonce_prefix, index, last), sealed, aad)
+            cipher.decrypt_into(
+                _nonce(header.nonce_prefix, index, last), sealed[:want], aad, memoryview(plain)[:size]
+            )
         except InvalidTag:
+            # decrypt_into has written the unauthenticated plaintext into ``plain``: wipe it, and
+            # never queue it.
+            plain[:size] = bytes(size)
             raise AuthenticationError(
                 f"chunk {index} of {chunks} (at byte {offset}) failed authentication "
                 "(modified, reordered or from another file)"
             ) from None
-        writer.write(plain)
-        remaining -= len(plain)
+        writer.write(plain, size)
+        remaining -= size
         offset += want
         if progress is not None:
-            progress(len(plain))
+            progress(size)
     if src.read(1):
         raise AuthenticationError("data after the final chunk (the file was appended to)")
 

@@ -99,7 +99,9 @@ def encrypt_file(
     with _open_input(path) as src:
         size = os.fstat(src.fileno()).st_size
         with _atomic_output(out, mode=_default_mode(), overwrite=overwrite) as dst:
-            return encrypt_stream(src, dst, provider, size=size, chunk_size=chunk_size, progress=progress)
+            return encrypt_stream(
+                src, dst, provider, size=size, chunk_size=chunk_size, progress=progress, write_behind=True
+            )
 
 
 def decrypt_file(
@@ -114,7 +116,7 @@ def decrypt_file(
     if _same_file(path, out):
         raise UsageError(f"the output {out} is the input; choose another output")
     with _open_input(path) as src, _atomic_output(out, mode=0o600, overwrite=overwrite) as dst:
-        return decrypt_stream(src, dst, provider, progress=progress)
+        return decrypt_stream(src, dst, provider, progress=progress, write_behind=True)
 
 
 def rewrap_file(path: Path, old: KeyProvider, new: KeyProvider, *, out: Path | None = None) -> Header:
