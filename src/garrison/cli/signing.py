@@ -315,7 +315,6 @@ def verify(
     """
     from garrison.core.events import utc_now
     from garrison.integrity.signing import default_signature_path, describe, verification_report, verify_path
-    from garrison.report import render
 
     loaded = _settings({"format": fmt, "store": store, "db": db}, config_file)
     settings = loaded.settings
@@ -330,6 +329,8 @@ def verify(
     if settings.format == "console" and output is None:
         emit(describe(result), None)
     else:
+        from garrison.report import render
+
         emit(render(report, settings.format), output)
     raise typer.Exit(0 if result.ok else 1)
 
