@@ -18,10 +18,13 @@ import os
 import platform
 import random
 import subprocess
+import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_manifest import best_of
 
 from garrison.integrity.datasets import chunk_digests
 
@@ -74,15 +77,6 @@ def hashlib_whole(path: Path) -> str:
         while n := f.readinto(buf):
             h.update(mv[:n])
     return h.hexdigest()
-
-
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

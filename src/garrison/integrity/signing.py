@@ -428,22 +428,16 @@ def verification_findings(result: Verification, *, label: str) -> tuple[list[Any
                 evidence=tuple(evidence),
             )
         )
-    for p in diff.added:
+    gone_or_new = [
+        (rules.FILE_ADDED, p, "is not in the signed manifest: it appeared after signing") for p in diff.added
+    ]
+    gone_or_new += [(rules.FILE_REMOVED, p, "was signed but is missing now") for p in diff.removed]
+    for rule, p, what in gone_or_new:
         findings.append(
             Finding.create(
-                rule=rules.FILE_ADDED,
+                rule=rule,
                 asset=file_asset(p),
-                message=f"{p} is not in the signed manifest: it appeared after signing",
-                detector=detector,
-                location=Location(member=p),
-            )
-        )
-    for p in diff.removed:
-        findings.append(
-            Finding.create(
-                rule=rules.FILE_REMOVED,
-                asset=file_asset(p),
-                message=f"{p} was signed but is missing now",
+                message=f"{p} {what}",
                 detector=detector,
                 location=Location(member=p),
             )
