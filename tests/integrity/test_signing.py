@@ -24,7 +24,8 @@ from garrison.integrity.bundle import (
     parse_statement,
     read_bundle,
 )
-from garrison.integrity.signing import sign_path, verification_findings, verify_path
+from garrison.integrity.signing import sign_path, verify_path
+from garrison.integrity.verify_report import verification_findings
 
 from .conftest import KeyPair, Pki
 

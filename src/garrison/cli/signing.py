@@ -264,7 +264,7 @@ def _record(
     loaded: LoadedSettings, result: Verification, label: str, report: Any, event_type: str | None = None
 ) -> None:
     from garrison.cli.common import open_store
-    from garrison.integrity.signing import verification_event
+    from garrison.integrity.verify_report import verification_event
 
     event = verification_event(result, label=label)
     if event_type is not None:
@@ -314,7 +314,8 @@ def verify(
     Exit codes: 0 verified, 1 signature invalid or content differs, 2 usage error.
     """
     from garrison.core.events import utc_now
-    from garrison.integrity.signing import default_signature_path, describe, verification_report, verify_path
+    from garrison.integrity.signing import default_signature_path, verify_path
+    from garrison.integrity.verify_report import describe, verification_report
 
     loaded = _settings({"format": fmt, "store": store, "db": db}, config_file)
     settings = loaded.settings
@@ -385,7 +386,7 @@ def watch(
     """
     from garrison.core.errors import UsageError
     from garrison.core.events import utc_now
-    from garrison.integrity.signing import describe, verification_report
+    from garrison.integrity.verify_report import describe, verification_report
     from garrison.integrity.watch import Cycle
     from garrison.integrity.watch import watch as run_watch
 

@@ -103,7 +103,8 @@ def verify_before_load(
     signed with whole-file SHA-256 digests. Returns ``None`` when no signature exists and none is
     required; otherwise the :class:`~garrison.integrity.signing.Verification` that passed.
     """
-    from garrison.integrity.signing import describe, verify_path
+    from garrison.integrity.signing import verify_path
+    from garrison.integrity.verify_report import describe
 
     target = path.expanduser().absolute()
     if not policy.require and policy.key is None and not policy.certs and policy.signature is None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from garrison.core.errors import InputError, UsageError
 from garrison.integrity.bundle import (
@@ -40,9 +39,6 @@ from garrison.integrity.manifest import (
     Problem,
     build_manifest,
 )
-
-if TYPE_CHECKING:
-    from garrison.core.results import ScanReport
 
 ChunkMode = Literal["auto", "always", "never"]
 #: Dataset files at least this large get chunk digests under ``chunks="auto"``.
@@ -378,146 +374,6 @@ def _row_changes(root: Path, manifest: Manifest, statement: Statement, diff: Man
     return out
 
 
-# ---------------------------------------------------------------- findings
-
-
-def verification_findings(result: Verification, *, label: str) -> tuple[list[Any], list[Any]]:
-    """Findings and assets for a verification; no finding when it passed."""
-    from garrison.core.assets import Asset, AssetKind
-    from garrison.core.evidence import ByteRange, Observation
-    from garrison.core.findings import Finding, Location
-    from garrison.integrity import rules
-
-    detector = "integrity.verify"
-    kind = AssetKind.DIRECTORY if result.target.is_dir() else AssetKind.FILE
-    root = Asset(kind=kind, locator=label)
-    findings: list[Finding] = []
-    if result.failure is not None:
-        findings.append(
-            Finding.create(
-                rule=rules.SIGNATURE_INVALID,
-                asset=root,
-                message=f"{result.signature}: {result.failure}",
-                detector=detector,
-                evidence=(Observation(name="signature", actual=str(result.signature)),),
-            )
-        )
-        return findings, [root]
-
-    def file_asset(rel: str) -> Asset:
-        locator = label if result.target.is_file() else f"{label.rstrip('/')}/{rel}"
-        return Asset(kind=AssetKind.FILE, locator=locator)
-
-    diff = result.diff
-    assert diff is not None
-    for change in diff.changed:
-        rows = result.rows.get(change.path)
-        where = f"; {rows}" if rows else ""
-        evidence: list[Any] = [
-            ByteRange(start=s, end=e, description="differs from the signed digest") for s, e in change.ranges
-        ]
-        if rows:
-            evidence.append(Observation(name="rows", actual=rows))
-        findings.append(
-            Finding.create(
-                rule=rules.FILE_MODIFIED,
-                asset=file_asset(change.path),
-                message=f"{change.path} differs from the signed content{where}",
-                detector=detector,
-                location=Location(member=change.path),
-                evidence=tuple(evidence),
-            )
-        )
-    gone_or_new = [
-        (rules.FILE_ADDED, p, "is not in the signed manifest: it appeared after signing") for p in diff.added
-    ]
-    gone_or_new += [(rules.FILE_REMOVED, p, "was signed but is missing now") for p in diff.removed]
-    for rule, p, what in gone_or_new:
-        findings.append(
-            Finding.create(
-                rule=rule,
-                asset=file_asset(p),
-                message=f"{p} {what}",
-                detector=detector,
-                location=Location(member=p),
-            )
-        )
-    for problem in result.problems:
-        findings.append(
-            Finding.create(
-                rule=rules.UNSAFE_PATH,
-                asset=file_asset(problem.path),
-                message=f"{problem.path}: {problem.detail}",
-                detector=detector,
-                location=Location(member=problem.path),
-                evidence=(Observation(name="problem", actual=str(problem.kind)),),
-            )
-        )
-    return findings, [root]
-
-
-def verification_report(result: Verification, *, label: str, started_at: Any) -> ScanReport:
-    """A report (for every renderer and the store) of one verification."""
-    from garrison import __version__
-    from garrison.core.events import utc_now
-    from garrison.core.results import ScanReport
-
-    findings, assets = verification_findings(result, label=label)
-    return ScanReport(
-        run_id=uuid.uuid4().hex,
-        target=label,
-        tool_version=__version__,
-        started_at=started_at,
-        finished_at=utc_now(),
-        assets=tuple(assets),
-        findings=tuple(findings),
-    )
-
-
-def verification_event(result: Verification, *, label: str, actor: str = "garrison") -> Any:
-    """The event a verification appends to the log: passed or failed, with the counts."""
-    from garrison.core.events import Event
-
-    data: dict[str, Any] = {"signature": str(result.signature), "signer": result.signer}
-    if result.failure is not None:
-        data["failure"] = result.failure
-    if result.diff is not None:
-        data.update(
-            changed=[c.path for c in result.diff.changed][:100],
-            added=list(result.diff.added[:100]),
-            removed=list(result.diff.removed[:100]),
-            unchanged=result.diff.unchanged,
-        )
-    data["problems"] = [p.path for p in result.problems][:100]
-    kind = "integrity.verify.passed" if result.ok else "integrity.verify.failed"
-    return Event(type=kind, actor=actor, subject=label, data=data)
-
-
-def describe(result: Verification) -> str:
-    """Lines for a person: the verdict, then every change."""
-    from garrison.integrity.manifest import render_diff
-
-    if result.failure is not None:
-        return f"FAILED: {result.failure}"
-    assert result.diff is not None
-    lines = [f"signed by {result.signer}"]
-    if not result.diff.is_empty:
-        body = render_diff(result.diff).splitlines()
-        for line in body[:-1]:
-            lines.append(line)
-            path = line.split(None, 1)[1].split(" (", 1)[0] if line.startswith("changed") else None
-            if path and path in result.rows:
-                lines.extend("         " + r for r in result.rows[path].splitlines())
-        lines.append(body[-1])
-    lines.extend(f"unsafe   {p.path}: {p.detail}" for p in result.problems)
-    lines.append(
-        "OK: every file matches the signature"
-        if result.ok
-        else "FAILED: the content differs from what was signed"
-    )
-    return "\n".join(lines)
-
-
 __all__: Sequence[str] = [
     "CHUNK_FROM_BYTES",
     "DATASET_FORMATS",
@@ -525,12 +381,8 @@ __all__: Sequence[str] = [
     "SignResult",
     "Verification",
     "default_signature_path",
-    "describe",
     "diff_resources",
     "read_signature",
     "sign_path",
-    "verification_event",
-    "verification_findings",
-    "verification_report",
     "verify_path",
 ]
