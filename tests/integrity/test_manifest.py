@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 
 from garrison.core.errors import InputError, MissingExtraError, UsageError
 from garrison.integrity import manifest as mf
-from garrison.integrity.manifest import (
-    DEFAULT_IGNORES,
-    Manifest,
-    ProblemKind,
-    build_manifest,
-    compare,
-    render_diff,
-)
+from garrison.integrity.manifest import DEFAULT_IGNORES, Manifest, ProblemKind, build_manifest
+from garrison.integrity.manifest_diff import compare, render_diff
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:

@@ -31,14 +31,8 @@ from garrison.integrity.bundle import (
     statement_payload,
     verify_bundle,
 )
-from garrison.integrity.manifest import (
-    Algorithm,
-    FileChange,
-    Manifest,
-    ManifestDiff,
-    Problem,
-    build_manifest,
-)
+from garrison.integrity.manifest import Algorithm, Manifest, Problem, build_manifest
+from garrison.integrity.manifest_diff import FileChange, ManifestDiff
 
 ChunkMode = Literal["auto", "always", "never"]
 #: Dataset files at least this large get chunk digests under ``chunks="auto"``.

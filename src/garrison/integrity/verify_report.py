@@ -133,7 +133,7 @@ def verification_event(result: Verification, *, label: str, actor: str = "garris
 
 def describe(result: Verification) -> str:
     """Lines for a person: the verdict, then every change."""
-    from garrison.integrity.manifest import render_diff
+    from garrison.integrity.manifest_diff import render_diff
 
     if result.failure is not None:
         return f"FAILED: {result.failure}"
