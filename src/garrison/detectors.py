@@ -27,9 +27,14 @@ MODEL_RULE_FAMILIES: tuple[str, ...] = (
 """Rule families of the model supply-chain scan (``garrison scan model``): model formats, the
 archives they come in, the engine's limits and the file inventory."""
 
+DATA_RULE_FAMILIES: tuple[str, ...] = ("GAR-PII", "GAR-SEC", "GAR-DATA", "GAR-ARC", "GAR-SCAN")
+"""Rule families of the dataset scan (``garrison scan data``): personal data, secrets, malformed
+rows, and the archive and engine limits of the files that hold them."""
+
 
 def builtin_detectors() -> tuple[type[Detector], ...]:
     """Every detector that ships with Garrison."""
+    from garrison.data.detector import DETECTORS as DATA
     from garrison.inventory import DETECTORS as INVENTORY
     from garrison.supplychain.containers import DETECTORS as CONTAINERS
     from garrison.supplychain.gguf import DETECTORS as GGUF
@@ -39,7 +44,7 @@ def builtin_detectors() -> tuple[type[Detector], ...]:
     from garrison.supplychain.safetensors import DETECTORS as SAFETENSORS
     from garrison.supplychain.templates import DETECTORS as TEMPLATES
 
-    return (*INVENTORY, *PICKLE, *CONTAINERS, *KERAS, *ONNX, *SAFETENSORS, *GGUF, *TEMPLATES)
+    return (*INVENTORY, *PICKLE, *CONTAINERS, *KERAS, *ONNX, *SAFETENSORS, *GGUF, *TEMPLATES, *DATA)
 
 
 def default_registry(*, plugins: bool = True) -> Registry:

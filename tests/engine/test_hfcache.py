@@ -126,7 +126,7 @@ def test_scan_model_selects_only_model_families(
     ids = {f["rule"]["id"] for f in json.loads(capsys.readouterr().out)["findings"]}
     assert "GAR-PKL-001" in ids
     assert main(["scan", "model", "m.pkl", "extra", "--no-store"]) == 2
-    assert "expected PATH or 'model TARGET'" in capsys.readouterr().err
+    assert "expected PATH, 'model TARGET' or 'data PATH'" in capsys.readouterr().err
 
 
 def test_onnx_external_data_in_a_snapshot_is_not_a_symlink_escape(tmp_path: Path) -> None:

@@ -24,10 +24,11 @@ def scan(
     targets: Annotated[
         list[str],
         typer.Argument(
-            help="PATH (a file, a directory or a Hugging Face cache folder), or 'model' followed by a "
-            "PATH or a Hugging Face repository id for the focused model scan.",
+            help="PATH (a file, a directory or a Hugging Face cache folder); or 'model' followed by a "
+            "PATH or a Hugging Face repository id for the focused model scan; or 'data' followed by a "
+            "PATH for the focused dataset scan.",
             show_default=False,
-            metavar="[model] PATH",
+            metavar="[model|data] PATH",
         ),
     ],
     fmt: Annotated[
@@ -127,6 +128,9 @@ def scan(
 
     \b
     garrison scan PATH           every detector on a file, a directory or a Hugging Face cache
+    garrison scan data PATH      the focused form for datasets: personal data, secrets and
+                                 malformed rows, column by column (CSV, TSV, JSON Lines,
+                                 Parquet with the data extra, text)
     garrison scan model TARGET   the focused form: only model supply-chain rules; TARGET is a
                                  path or a repository id found in the local Hugging Face cache
                                  (HF_HUB_CACHE, HF_HOME or ~/.cache/huggingface/hub)
@@ -142,14 +146,14 @@ def scan(
       garrison scan model org/name --revision v1.0 --fail-on medium
     """
     from garrison.cli.progress import make_progress
-    from garrison.detectors import MODEL_RULE_FAMILIES, default_registry
+    from garrison.detectors import DATA_RULE_FAMILIES, MODEL_RULE_FAMILIES, default_registry
     from garrison.engine import scan_path
     from garrison.report import render
     from garrison.report.baseline import apply_baseline, load_baseline
 
     path, label, focused = _target(targets, revision)
     if focused and not select:
-        select = list(MODEL_RULE_FAMILIES)
+        select = list(MODEL_RULE_FAMILIES if focused == "model" else DATA_RULE_FAMILIES)
 
     loaded = load(
         {
@@ -196,21 +200,21 @@ def scan(
     raise typer.Exit(int(code))
 
 
-def _target(targets: list[str], revision: str) -> tuple[Path, str, bool]:
-    """The path to scan, its label in the report, and whether this is the focused model form."""
+def _target(targets: list[str], revision: str) -> tuple[Path, str, str | None]:
+    """The path to scan, its label in the report, and the focused form (``model``, ``data``) if any."""
     from garrison.core.errors import UsageError
     from garrison.formats.hfcache import find_snapshot, looks_like_repo_id
 
     if len(targets) == 1:
-        return Path(targets[0]), targets[0], False
-    if len(targets) != 2 or targets[0] != "model":
+        return Path(targets[0]), targets[0], None
+    if len(targets) != 2 or targets[0] not in ("model", "data"):
         raise UsageError(
-            f"expected PATH or 'model TARGET', got {' '.join(targets)!r}",
+            f"expected PATH, 'model TARGET' or 'data PATH', got {' '.join(targets)!r}",
             hint="scan one path at a time, for example 'garrison scan ./models'",
         )
-    given = targets[1]
+    form, given = targets
     path = Path(given).expanduser()
-    if path.exists() or path.is_symlink() or not looks_like_repo_id(given):
-        return path, given, True
+    if form == "data" or path.exists() or path.is_symlink() or not looks_like_repo_id(given):
+        return path, given, form
     snapshot = find_snapshot(given, revision=revision)
-    return snapshot, f"hf://{given}@{snapshot.name}", True
+    return snapshot, f"hf://{given}@{snapshot.name}", form

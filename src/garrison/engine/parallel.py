@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,6 +41,11 @@ def _run(index: int) -> Any:
     return _INHERITED.work(_INHERITED.batches[index])
 
 
+def _unblock_interrupt() -> None:
+    """In each worker: take Ctrl-C again (the mask was inherited from the forking parent)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def choose_jobs(requested: int, files: int) -> int:
     """Workers to use: ``requested`` when positive, else one per core (at most 8) for many files."""
     if requested > 0:
@@ -64,8 +70,17 @@ def run_batches(
         _INHERITED = _Work(batches, work)
         try:
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=min(jobs, len(batches)), mp_context=context) as pool:
-                pending: dict[Future[Any], int] = {pool.submit(_run, i): i for i in sorted(remaining)}
+            with ProcessPoolExecutor(
+                max_workers=min(jobs, len(batches)), mp_context=context, initializer=_unblock_interrupt
+            ) as pool:
+                # The workers are forked during the first submit. A Ctrl-C that lands inside fork()
+                # would interrupt the interpreter's after-fork hooks and print their traceback; held
+                # back until the forks are done, it interrupts the scan cleanly instead.
+                masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    pending: dict[Future[Any], int] = {pool.submit(_run, i): i for i in sorted(remaining)}
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, masked)
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 
 from garrison.formats.info import Identification
 from garrison.formats.source import Source
@@ -25,9 +26,13 @@ def _decode(head: bytes, whole: bool) -> str | None:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if whole or exc.start < len(head) - 3:
-            return None
-        text = head[: exc.start].decode("utf-8")
+        if not whole and exc.start >= len(head) - 3:
+            text = head[: exc.start].decode("utf-8")  # a character cut by the end of the head
+        else:
+            try:  # legacy single-byte text (or UTF-8 mixed with it): still text, not binary
+                text = head.decode("cp1252")
+            except UnicodeDecodeError:
+                return None
     text = text.removeprefix("\ufeff")
     controls = sum(1 for ch in text if (ord(ch) < 32 and ch not in _CONTROL_ALLOWED) or ord(ch) == 127)
     if controls > len(text) // 100:
@@ -64,13 +69,11 @@ def _csv(lines: list[str]) -> Identification | None:
             rows = [row for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
         except csv.Error:
             continue
-        widths = {len(row) for row in rows}
-        if (
-            len(rows) >= 2
-            and len(widths) == 1
-            and (width := widths.pop()) >= 2
-            and (best is None or width > best[0])
-        ):
+        if len(rows) < 2:
+            continue
+        # the usual width, held by nearly every row: a few ragged rows are malformed data, not prose
+        width, count = Counter(len(row) for row in rows).most_common(1)[0]
+        if width >= 2 and count >= max(2, len(rows) * 0.9) and (best is None or width > best[0]):
             best = (width, delimiter)
     if best is None:
         return None

@@ -1,0 +1,1 @@
+"""Datasets: streaming readers for tabular and text files, and the checks that run on their rows."""

@@ -1,0 +1,224 @@
+"""Recognizers that need context: dates of birth, person names, postal addresses, and column names.
+
+No language model is available offline, so these favour precision: a date is a date of birth only
+after a word like ``born`` / ``DOB`` / ``geboren`` or in a column named like one; a name only after a
+cue (``my name is``, ``Mr.``, ``Frau``…) or in a name column; an address only with a street word
+(``Street``, ``-straße``, ``rue``, ``Via``…) next to a house number, or in an address column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from garrison.data.pii_types import Entity, Match
+
+_MONTH = (
+    r"(?:jan|feb|f[ée]v|m[äa]r|apr|avr|abr|ma[iy]|mei|mag|jun|jui|giu|jul|lug|aug|ao[uû]|ago|sep|set|"
+    r"o[ck]t|ott|out|nov|de[cz]|d[ée]c|dic|ene|gen|maa)[a-zäéûçôè]*"
+)
+DATE_TEXT = re.compile(
+    r"(?i)(?<![\w./\-])(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{4}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th|er|º|\.)?\s(?:de\s|of\s)?{_MONTH}\.?,?\s(?:de\s)?\d{{4}}"
+    rf"|{_MONTH}\.?\s\d{{1,2}}(?:st|nd|rd|th)?,?\s\d{{4}})(?![\w/\-]|\.\d)"
+)
+DOB_CONTEXT = re.compile(
+    r"(?i)(?:\bborn\b|\bbirth|\bdob\b|d\.o\.b|geboren|geburt|\bgeb\.|\bn[ée]e?\b|naissance|nacid[oa]|"
+    r"nacimiento|\bnat[oa]\b|nascita|nascid[oa]|nascimento|geboortedatum)"
+)
+_DOB_WINDOW = 40
+#: Cheap substring gates: the context regexes run only when one of these occurs in the text.
+_DOB_GATE = ("born", "birth", "dob", "d.o.b", "geb", "né", "ne ", "naissance", "naci", "nat", "nasc")
+_NAME_GATE = ("name", "heiß", "appelle", "llamo", "chiamo", "naam", "nome", "signed", "regards",
+              "sincerely", "mr", "ms", "mx", "miss", "dr", "prof", "herr", "frau", "mme", "mlle", "sr",
+              "sig", "dott", "dhr", "mevr", "shri", "smt", "m. ")  # fmt: skip
+_UPPER = "A-ZÀ-ÖØ-Þ"
+_LOWER = "a-zß-öø-ÿ"
+_NAME_WORD = rf"[{_UPPER}][{_LOWER}'’\-]+"
+_PARTICLE = r"(?:van|von|de|der|den|da|di|del|la|le|dos|das|du|ten|ter|bin|al)"
+NAME_CUE = re.compile(
+    r"(?:(?i:\bmy name is|\bname is|\bname\s*:|\bich heiße|\bje m'appelle|\bme llamo|\bmi chiamo|"
+    r"\bmijn naam is|\bmeu nome é|\bmy name's|\bsigned,|\bregards,|\bsincerely,)\s+"
+    r"|\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra|Srta|Sig|Sig\.ra|Dott|Dhr|Mevr|Shri|Smt)"
+    r"\.?\s+|\bM\.\s+)"
+    rf"(?P<name>{_NAME_WORD}(?:\s+(?:{_PARTICLE}\s+)*{_NAME_WORD}){{0,3}})"
+)
+_STREET_EN = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Court|Ct|Place|Pl|Square|Sq|Way|"
+    r"Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Crescent|Close|Mews|Row|Park|Parks|Gardens|Grove|Hill|"
+    r"Hills|Trail|Plaza|Route|Crossing|Extension|Extensions|Mall|Walk|Green|Fields|Ridge|Point|Station|"
+    r"Valley|View|Village|Villages|Port|Ports|Landing|Junction|Loop|Pass|Pike|Shores|Springs|Summit|"
+    r"Track|Turnpike|Union|Wall|Well|Wells|Motorway|Gate|Gateway|Ferry|Ford|Forge|Fort|Harbor|Haven|"
+    r"Heights|Island|Knoll|Lake|Lakes|Meadow|Meadows|Mill|Mills|Mission|Mount|Mountain|Oval|Parade|Rest|"
+    r"River|Run|Spur|Stream|Squares|Throughway|Trace|Underpass|Viaduct|Vista|Estates|Expressway|Falls|"
+    r"Flat|Flats|Freeway|Glen|Burg|Bypass|Camp|Canyon|Cape|Causeway|Center|Cliff|Club|Common|Corner|"
+    r"Corners|Course|Cove|Creek|Crest|Dale|Dam|Divide|Field|Garden|Harbors|Inlet|Key|Keys|Light|Lock|"
+    r"Lodge|Manor|Manors|Neck|Orchard|Overpass|Pine|Pines|Plains|Port|Radial|Ranch|Rapids|Shoal|Shore|"
+    r"Skyway|Spring|Stravenue|Ville|Ways|Nagar|Marg|Chowk|Ganj|Path|Colony)"
+)
+ADDRESS = re.compile(
+    rf"\b\d{{1,6}}[A-Za-z]?,?\s(?:{_NAME_WORD}\.?\s){{1,4}}{_STREET_EN}\b\.?"
+    rf"(?:,?\s(?:Suite|Apt\.?|Unit|Flat|Floor)\s\w+)?(?:,\s[{_UPPER}][\w ]{{2,30}},?\s[A-Z]{{2}}\s\d{{5}})?"
+    rf"|\b[{_UPPER}][{_LOWER}\-]*(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|laan|straat|"
+    r"plein|gracht|kade|steeg|singel|dijk|hof|pad)\s\d{1,4}[a-z]?\b(?:,?\s\d{4,5}(?:\s?[A-Z]{2})?\s\w+)?"
+    r"|\b\d{1,4},?\s(?i:rue|avenue|boulevard|bd|chemin|impasse|allée|place|quai|route)\s[^\n,]{2,40}"
+    r"|\b(?:Via|Viale|Piazza|Corso|Calle|Avenida|Avda\.|Paseo|Plaza|Camino|Carrer|Ronda|Rua|Travessa|"
+    r"Praça|Largo|Alameda|Rodovia|Acceso|Callejón|Cuesta|Glorieta|Pasaje|Vía|Vial|Contrada|Vicolo|Borgo|"
+    rf"Strada|Ladeira|Avenue|Rambla|Urbanización)\s+[{_UPPER}][^\n,\d]{{2,40}}?,?\s\d{{1,4}}\b"
+)
+_NAME_VALUE = re.compile(rf"[{_UPPER}{_LOWER}][{_UPPER}{_LOWER}'’.\- ]{{1,80}}")
+_WORDS = re.compile(r"[a-z]+|\d+")
+_HAS_DIGIT = re.compile(r"\d")
+
+#: Column-name tokens and the hint each gives.
+_COLUMN_HINTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "dob",
+            "birth",
+            "birthday",
+            "birthdate",
+            "geburtsdatum",
+            "naissance",
+            "nacimiento",
+            "nascita",
+            "geboortedatum",
+            "born",
+        ),
+        "dob",
+    ),
+    **dict.fromkeys(
+        (
+            "name",
+            "firstname",
+            "lastname",
+            "surname",
+            "fullname",
+            "forename",
+            "givenname",
+            "familyname",
+            "nombre",
+            "nom",
+            "prenom",
+            "vorname",
+            "nachname",
+            "cognome",
+            "naam",
+            "apellido",
+            "apellidos",
+            "nome",
+            "sobrenome",
+        ),
+        "name",
+    ),
+    **dict.fromkeys(
+        (
+            "address",
+            "addr",
+            "street",
+            "address1",
+            "address2",
+            "adresse",
+            "direccion",
+            "indirizzo",
+            "adres",
+            "endereco",
+            "strasse",
+            "residence",
+        ),
+        "address",
+    ),
+    **dict.fromkeys(
+        (
+            "ssn",
+            "nino",
+            "bsn",
+            "sin",
+            "aadhaar",
+            "aadhar",
+            "cpf",
+            "nir",
+            "dni",
+            "nie",
+            "national",
+            "passport",
+            "social",
+            "insee",
+            "fiscal",
+            "codicefiscale",
+            "identity",
+        ),
+        "id",
+    ),
+    **dict.fromkeys(
+        ("tax", "tin", "taxid", "steuer", "steuerid", "idnr", "ein", "itin", "pan", "vat"), "tax"
+    ),
+    **dict.fromkeys(
+        ("phone", "tel", "telephone", "mobile", "cell", "fax", "telefon", "telefono", "handy", "msisdn"),
+        "phone",
+    ),
+    **dict.fromkeys(("card", "cc", "creditcard", "ccnumber", "pan"), "card"),
+}
+_NOT_PERSONAL = frozenset({"user", "file", "company", "product", "host", "org", "organization", "domain",
+                           "column", "table", "ip", "mac", "email", "mail", "web", "url", "display",
+                           "brand", "city", "country", "street", "bank", "model", "app",
+                           "event"})  # fmt: skip
+
+
+def column_hints(column: str | None) -> frozenset[str]:
+    """The hints a column name gives: ``dob``, ``name``, ``address``, ``id``, ``tax``, ``phone``, ``card``."""
+    if not column:
+        return frozenset()
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", column).lower()
+    words = _WORDS.findall(spaced)
+    joined = "".join(words)
+    hints = {_COLUMN_HINTS[w] for w in (*words, joined) if w in _COLUMN_HINTS}
+    if "name" in hints and _NOT_PERSONAL.intersection(words):
+        hints.discard("name")
+    if "address" in hints and _NOT_PERSONAL.intersection(words) - {"street"}:
+        hints.discard("address")
+    return frozenset(hints)
+
+
+def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) -> Iterator[Match]:
+    """Yield dates of birth, person names and postal addresses found in ``text``."""
+    lowered = text.lower()
+    if Entity.DATE_OF_BIRTH in entities and ("dob" in hints or any(w in lowered for w in _DOB_GATE)):
+        yield from _dates_of_birth(text, hints)
+    if Entity.PERSON_NAME in entities:
+        if "name" in hints:
+            value = text.strip()
+            if _NAME_VALUE.fullmatch(value):
+                start = text.index(value)
+                yield Match(entity=Entity.PERSON_NAME, kind="column", start=start, end=start + len(value),
+                            score=0.85, validated=False)  # fmt: skip
+        elif any(w in lowered for w in _NAME_GATE):
+            for m in NAME_CUE.finditer(text):
+                yield Match(entity=Entity.PERSON_NAME, kind="cue", start=m.start("name"), end=m.end("name"),
+                            score=0.7, validated=False)  # fmt: skip
+    if Entity.POSTAL_ADDRESS in entities:
+        value = text.strip()
+        if "address" in hints and any(c.isalpha() for c in value) and len(value) >= 5:
+            start = text.index(value)
+            yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=start + len(value),
+                        score=0.85, validated=False)  # fmt: skip
+        elif _HAS_DIGIT.search(text) is not None:
+            for m in ADDRESS.finditer(text):
+                yield Match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
+                            score=0.7, validated=False)  # fmt: skip
+
+
+def _dates_of_birth(text: str, hints: frozenset[str]) -> Iterator[Match]:
+    if "dob" in hints:
+        for date in DATE_TEXT.finditer(text):
+            yield Match(entity=Entity.DATE_OF_BIRTH, kind="column", start=date.start(), end=date.end(),
+                        score=0.9, validated=False)  # fmt: skip
+        return
+    last_end = -1
+    for cue in DOB_CONTEXT.finditer(text):
+        m = DATE_TEXT.search(text, cue.end(), min(len(text), cue.end() + _DOB_WINDOW + 30))
+        if m is None or m.start() > cue.end() + _DOB_WINDOW or m.start() < last_end:
+            continue
+        last_end = m.end()
+        yield Match(entity=Entity.DATE_OF_BIRTH, kind="context", start=m.start(), end=m.end(),
+                    score=0.85, validated=False)  # fmt: skip

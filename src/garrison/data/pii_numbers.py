@@ -1,0 +1,255 @@
+"""Recognizers for numbers: payment cards, national and tax ids, phone numbers, IPv4 addresses, dates.
+
+One regex finds *digit runs* — digits joined by single separators (space, dot, dash, slash, brackets, a
+leading ``+``) and not glued to letters — and each run is classified once, most specific format first:
+an IPv4 address or a date is never a phone, a dashed US SSN is never a phone, a Luhn-valid card is not
+an id. Checksums come from ``python-stdnum`` and phone validation from ``phonenumbers``; both run only
+on candidates. A run of bare digits says little by itself, so without a helpful word nearby (``SSN``,
+``BSN``, ``Aadhaar``, ``phone``…) or a telling column name it scores below the default threshold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+import phonenumbers
+from stdnum import luhn
+from stdnum.br import cpf
+from stdnum.ca import sin
+from stdnum.de import idnr
+from stdnum.fr import nir
+from stdnum.in_ import aadhaar
+from stdnum.nl import bsn
+from stdnum.us import ein, itin, ssn
+
+from garrison.data.pii_types import Entity, Match
+
+#: Digits joined by single separators; not part of a word, a version string or a longer token.
+DIGIT_RUN = re.compile(r"(?<![\w.\-/+@])\+?(?:\(\d{1,5}\) ?)?\d+(?:(?:[ .\-/]|\) ?| ?\()\d+)*(?!\w|[.\-/]\d)")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_DATE = re.compile(
+    r"(?P<y1>\d{4})(?P<s1>[-/.])(?P<m1>\d{1,2})(?P=s1)(?P<d1>\d{1,2})"
+    r"|(?P<a>\d{1,2})(?P<s2>[-/.])(?P<b>\d{1,2})(?P=s2)(?P<y2>\d{4})"
+)
+_SSN_FORMAT = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")
+_EIN_FORMAT = re.compile(r"\d{2}-\d{7}")
+_CPF_FORMAT = re.compile(r"\d{3}\.\d{3}\.\d{3}-\d{2}")
+_SIN_FORMAT = re.compile(r"\d{3}([- ])\d{3}\1\d{3}")
+_AADHAAR_FORMAT = re.compile(r"[2-9]\d{3}([ -])\d{4}\1\d{4}")
+_CARD_FORMAT = re.compile(r"\d{12,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
+_SEPARATORS = re.compile(r"[^\d+]")
+
+#: Words that, within a few characters before a value, say what it is.
+ID_CONTEXT = re.compile(
+    r"(?i)\b(?:ssn|social security|national (?:id|insurance)|nino|bsn|burgerservicenummer|sofi|"
+    r"sin\b|social insurance|aadhaa?r|uid|cpf|nir|s[ée]curit[ée] sociale|insee|dni|nie|nif|"
+    r"documento|codice fiscale|id(?:entity)? (?:number|no|card)|personal (?:id|number)|passport)"
+)
+TAX_CONTEXT = re.compile(
+    r"(?i)(?:\btax|\btin\b|steuer|idnr|\bein\b|employer id|\bitin\b|\bpan\b|fiscal|\butr\b)"
+)
+PHONE_CONTEXT = re.compile(
+    r"(?i)(?:phone|\btel\b|tel[ée]fono|telefon|mobile|\bcell|\bcall|\bfax|whatsapp|sms|text me|"
+    r"reach (?:me|us)|contact|dial|handy|portable|cellulare|\bmob\b|ring)"
+)
+CARD_CONTEXT = re.compile(
+    r"(?i)(?:card|visa|master|amex|american express|discover|maestro|\bcc\b|credit|debit|kreditkarte|"
+    r"carte|tarjeta|carta|payment|pay with|charged)"
+)
+#: Words that make a number an identifier of something other than a person.
+NOT_PERSONAL_CONTEXT = re.compile(
+    r"(?i)(?:order|invoice|tracking|shipment|parcel|serial|\bsku\b|\bref|ticket|build|version|"
+    r"\bpo\b|batch|lot\b|part|model|isbn|case|transaction|txn|request|job|run|row|page|#)"
+)
+
+_SSN_CONTEXT = re.compile(r"(?i)\bssn\b|social security")
+_CONTEXT_WINDOW = 32
+#: IIN prefixes of the card networks, and the lengths they issue.
+_IIN: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("amex", r"3[47]", frozenset({15})),
+    ("diners", r"3(?:0[0-5]|[689])", frozenset({14, 15, 16, 17, 18, 19})),
+    ("jcb", r"35(?:2[89]|[3-8]\d)|2131|1800", frozenset({15, 16, 17, 18, 19})),
+    ("visa", r"4", frozenset({13, 16, 19})),
+    ("mastercard", r"5[1-5]|2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)", frozenset({16})),
+    ("discover", r"6(?:011|4[4-9]|5)", frozenset({16, 17, 18, 19})),
+    ("unionpay", r"62", frozenset({16, 17, 18, 19})),
+    ("maestro", r"5[06-9]|6\d", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+)
+_IIN_RES = tuple((name, re.compile(prefix), lengths) for name, prefix, lengths in _IIN)
+
+
+def near(pattern: re.Pattern[str], text: str, start: int, window: int = _CONTEXT_WINDOW) -> bool:
+    """Whether ``pattern`` occurs in the ``window`` characters before ``start``."""
+    return pattern.search(text, max(0, start - window), start) is not None
+
+
+def card_network(digits: str) -> str | None:
+    """The card network whose IIN range and length fit ``digits``, or None."""
+    for name, prefix, lengths in _IIN_RES:
+        if len(digits) in lengths and prefix.match(digits):
+            return name
+    return None
+
+
+def is_date(run: str) -> bool:
+    """Whether ``run`` is a calendar date: ``1985-03-12``, ``12/03/1985``, ``12.3.1985``…"""
+    m = _DATE.fullmatch(run)
+    if m is None:
+        return False
+    if m["y1"]:
+        year, first, second = int(m["y1"]), int(m["m1"]), int(m["d1"])
+        return 1 <= first <= 12 and 1 <= second <= 31 and 1850 <= year <= 2100
+    year, first, second = int(m["y2"]), int(m["a"]), int(m["b"])
+    day_first = 1 <= first <= 31 and 1 <= second <= 12
+    month_first = 1 <= first <= 12 and 1 <= second <= 31
+    return (day_first or month_first) and 1850 <= year <= 2100
+
+
+class NumberRecognizer:
+    """Classifies digit runs; built once per :class:`~garrison.data.pii.Scanner`."""
+
+    __slots__ = ("_entities", "_regions")
+
+    def __init__(self, *, entities: frozenset[Entity], regions: Sequence[str]) -> None:
+        self._entities = entities
+        self._regions = tuple(regions)
+
+    def scan(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
+        """Yield the matches among the digit runs of ``text``; ``hints`` come from the column name."""
+        for m in DIGIT_RUN.finditer(text):
+            run = m.group()
+            if len(run) < 7:
+                continue
+            match = self._classify(text, run, m.start(), hints)
+            if match is not None:
+                yield match
+
+    def _id(
+        self, entity: Entity, kind: str, country: str, start: int, run: str, score: float
+    ) -> Match | None:
+        if entity not in self._entities or country not in self._regions:
+            return None
+        return Match(
+            entity=entity,
+            kind=kind,
+            start=start,
+            end=start + len(run),
+            score=min(score, 0.99),
+            validated=True,
+            country=country,
+        )
+
+    def _classify(self, text: str, run: str, start: int, hints: frozenset[str]) -> Match | None:
+        if _IPV4.fullmatch(run):
+            if Entity.IP_ADDRESS in self._entities and all(int(part) <= 255 for part in run.split(".")):
+                return Match(
+                    entity=Entity.IP_ADDRESS, kind="ipv4", start=start, end=start + len(run),
+                    score=0.9, validated=True,
+                )  # fmt: skip
+            return None
+        if is_date(run):
+            return None  # dates are the date-of-birth recognizer's, and only in context
+        digits = _SEPARATORS.sub("", run).lstrip("+")
+        n = len(digits)
+        id_ctx = "id" in hints or near(ID_CONTEXT, text, start)
+        tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start)
+        other = near(NOT_PERSONAL_CONTEXT, text, start, 16)
+        found = self._national_or_tax(text, run, digits, start, id_ctx=id_ctx, tax_ctx=tax_ctx, other=other)
+        if found is not None:
+            return found
+        if _SSN_FORMAT.fullmatch(run) or _CPF_FORMAT.fullmatch(run):
+            return None  # an id's format with a bad checksum is not a phone either
+        if 12 <= n <= 19 and _CARD_FORMAT.fullmatch(run) and luhn.is_valid(digits):
+            network = card_network(digits)
+            score = 0.9 if network else 0.55
+            if "card" in hints or near(CARD_CONTEXT, text, start):
+                score += 0.09
+            elif other:
+                score -= 0.5
+            if Entity.CREDIT_CARD in self._entities:
+                return Match(
+                    entity=Entity.CREDIT_CARD, kind=network or "card", start=start,
+                    end=start + len(run), score=score, validated=True,
+                )  # fmt: skip
+            return None
+        if 7 <= n <= 15 and Entity.PHONE in self._entities:
+            return self._phone(text, run, start, hints, other=other)
+        return None
+
+    def _national_or_tax(
+        self, text: str, run: str, digits: str, start: int, *, id_ctx: bool, tax_ctx: bool, other: bool
+    ) -> Match | None:
+        n = len(digits)
+        boost = 0.3 if id_ctx else (-0.3 if other else 0.0)
+        if n == 9:
+            # a bare SSN needs the word SSN, or an id column; another id word (BSN, SIN) is not enough
+            ssn_word = near(_SSN_CONTEXT, text, start) or (id_ctx and not near(ID_CONTEXT, text, start))
+            if run.isdigit() and id_ctx and not ssn_word and bsn.is_valid(digits):
+                return self._id(Entity.NATIONAL_ID, "nl-bsn", "NL", start, run, 0.45 + boost)
+            if _SSN_FORMAT.fullmatch(run) or (ssn_word and run.isdigit()):
+                if itin.is_valid(digits):
+                    return self._id(Entity.TAX_ID, "us-itin", "US", start, run, 0.85 + boost)
+                if ssn.is_valid(digits):
+                    return self._id(Entity.NATIONAL_ID, "us-ssn", "US", start, run, 0.65 + boost)
+            if _EIN_FORMAT.fullmatch(run) and tax_ctx and ein.is_valid(digits):
+                return self._id(Entity.TAX_ID, "us-ein", "US", start, run, 0.85)
+            if _SIN_FORMAT.fullmatch(run) and sin.is_valid(digits):
+                return self._id(Entity.NATIONAL_ID, "ca-sin", "CA", start, run, 0.6 + boost)
+            if (run.isdigit() or run.count(".") == 2) and bsn.is_valid(digits):
+                return self._id(Entity.NATIONAL_ID, "nl-bsn", "NL", start, run, 0.45 + boost)
+        elif n == 11:
+            if _CPF_FORMAT.fullmatch(run) and cpf.is_valid(digits):
+                return self._id(Entity.NATIONAL_ID, "br-cpf", "BR", start, run, 0.9)
+            if run.isdigit() and tax_ctx and idnr.is_valid(digits):
+                return self._id(Entity.TAX_ID, "de-idnr", "DE", start, run, 0.9)
+            if run.isdigit() and id_ctx and cpf.is_valid(digits):
+                return self._id(Entity.NATIONAL_ID, "br-cpf", "BR", start, run, 0.8)
+            if run.isdigit() and idnr.is_valid(digits) and not other and "DE" in self._regions:
+                return self._id(Entity.TAX_ID, "de-idnr", "DE", start, run, 0.45 + (0.3 if id_ctx else 0))
+        elif n == 12:
+            formatted = _AADHAAR_FORMAT.fullmatch(run) is not None
+            if (formatted or run.isdigit()) and aadhaar.is_valid(digits):
+                network = card_network(digits) if luhn.is_valid(digits) else None
+                if id_ctx or (network is None and formatted):
+                    return self._id(Entity.NATIONAL_ID, "in-aadhaar", "IN", start, run, 0.6 + boost)
+                if network is None:
+                    return self._id(Entity.NATIONAL_ID, "in-aadhaar", "IN", start, run, 0.45 + boost)
+        elif n in {13, 15} and nir.is_valid(digits):
+            return self._id(Entity.NATIONAL_ID, "fr-nir", "FR", start, run, 0.75 + boost)
+        return None
+
+    def _phone(self, text: str, run: str, start: int, hints: frozenset[str], *, other: bool) -> Match | None:
+        bare = run.isdigit()
+        context = "phone" in hints or near(PHONE_CONTEXT, text, start)
+        if bare and not context and len(run) > 11:
+            return None
+        number, valid = self._parse_phone(run)
+        if number is None:
+            return None
+        score = 0.8 if run.startswith("+") else (0.45 if bare else 0.7)
+        if not valid:  # a possible number of no assigned range: only with a plus sign or a phone word
+            score = 0.6 if run.startswith("+") or (context and not bare) else 0.0
+        if context:
+            score += 0.25 if bare else 0.15
+        elif other:
+            score -= 0.4
+        return Match(
+            entity=Entity.PHONE, kind="phone", start=start, end=start + len(run), score=min(score, 0.99),
+            validated=valid, country=phonenumbers.region_code_for_number(number),
+        )  # fmt: skip
+
+    def _parse_phone(self, run: str) -> tuple[phonenumbers.PhoneNumber | None, bool]:
+        """The number ``run`` spells and whether it is valid, else a merely possible one, else None."""
+        regions: Sequence[str | None] = (None,) if run.startswith("+") else self._regions
+        possible = None
+        for region in regions:
+            try:
+                number = phonenumbers.parse(run, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return number, True
+            if possible is None and phonenumbers.is_possible_number(number):
+                possible = number
+        return possible, False
