@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from faker import Faker
-from stdnum import verhoeff
+from stdnum import iban, verhoeff
 from stdnum.iso7064 import mod_11_10
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "en_IN", "en_CA")
@@ -47,7 +47,8 @@ def _aadhaar(rng: random.Random) -> str:
 def _idnr(rng: random.Random) -> str:
     while True:
         body = str(rng.randint(1, 9)) + "".join(rng.choice(string.digits) for _ in range(9))
-        if max(body.count(d) for d in set(body)) in {2, 3} and len(set(body)) >= 8:
+        repeated = [body.count(d) for d in set(body) if body.count(d) > 1]
+        if len(repeated) == 1 and repeated[0] in {2, 3}:  # exactly one digit repeats, as the IdNr demands
             return body + mod_11_10.calc_check_digit(body)
 
 
@@ -200,6 +201,8 @@ def value_for(entity: str, fake: Faker, locale: str, rng: random.Random) -> str 
         return number
     if entity == "iban":
         number = fake.iban()
+        if not iban.is_valid(number):
+            return None  # Faker's en_IN makes 21-character "GB" IBANs (India has no IBAN)
         return " ".join(number[i : i + 4] for i in range(0, len(number), 4)) if rng.random() < 0.4 else number
     if entity == "date-of-birth":
         return fake.date_of_birth().strftime(rng.choice(DATE_FORMATS))

@@ -70,9 +70,30 @@ class Scanner:
 
 
 def _settle(found: list[Match]) -> list[Match]:
-    """Keep the best of overlapping matches: highest score, then validated, then longest."""
+    """Keep the best of overlapping matches: highest score, then validated, then longest.
+
+    Matches that overlap nothing are kept as they are; each cluster of overlapping ones is settled on
+    its own (a choice in one cluster never touches another), so a long text costs no quadratic work.
+    """
     if len(found) < 2:
         return found
+    by_start = sorted(found, key=lambda m: (m.start, m.end))
+    kept: list[Match] = []
+    cluster = [by_start[0]]
+    reach = by_start[0].end
+    for m in by_start[1:]:
+        if m.start < reach:
+            cluster.append(m)
+            reach = max(reach, m.end)
+            continue
+        kept.extend(cluster if len(cluster) == 1 else _settle_cluster(cluster))
+        cluster, reach = [m], m.end
+    kept.extend(cluster if len(cluster) == 1 else _settle_cluster(cluster))
+    return kept
+
+
+def _settle_cluster(found: list[Match]) -> list[Match]:
+    """Settle one cluster of overlapping matches, best first."""
     ranked = sorted(found, key=lambda m: (-m.score, not m.validated, m.start - m.end, m.start))
     # Kept spans never overlap, so sorted by start they are sorted by end too: a new span can only
     # overlap its two neighbours in that order (a binary search, not a scan of every kept span).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from garrison.data.pii_find import literal_starts, lowered, match_at
 from garrison.data.pii_types import Entity, Match
 
 _MONTH = (
@@ -27,11 +28,17 @@ DOB_CONTEXT = re.compile(
     r"nacimiento|\bnat[oa]\b|nascita|nascid[oa]|nascimento|geboortedatum)"
 )
 _DOB_WINDOW = 40
-#: Cheap substring gates: the context regexes run only when one of these occurs in the text.
+#: A cheap gate kept from the first version: without one of these, no cue counts (``ne`` only as ``ne ``).
 _DOB_GATE = ("born", "birth", "dob", "d.o.b", "geb", "né", "ne ", "naissance", "naci", "nat", "nasc")
-_NAME_GATE = ("name", "heiß", "appelle", "llamo", "chiamo", "naam", "nome", "signed", "regards",
-              "sincerely", "mr", "ms", "mx", "miss", "dr", "prof", "herr", "frau", "mme", "mlle", "sr",
-              "sig", "dott", "dhr", "mevr", "shri", "smt", "m. ")  # fmt: skip
+#: Every match of DOB_CONTEXT starts with one of these (lower-cased) literals.
+_DOB_NEEDLES = tuple((w, 0) for w in ("born", "birth", "dob", "d.o.b", "geb", "ne", "né", "naissance", "naci",
+                                       "nat", "nasc"))  # fmt: skip
+#: Every match of NAME_CUE starts at one of these literals, ``back`` characters before it: cue phrases
+#: in the lower-cased text, titles in the text as written.
+_NAME_PHRASES = (("name", 3), ("name", 0), ("heiß", 4), ("appelle", 5), ("llamo", 3), ("chiamo", 3),
+                 ("naam", 5), ("nome", 4), ("signed", 0), ("regards", 0), ("sincerely", 0))  # fmt: skip
+_NAME_TITLES = tuple((w, 0) for w in ("Mr", "Ms", "Mx", "Miss", "Dr", "Prof", "Herr", "Frau", "Mme", "Mlle",
+                                      "Sr", "Sig", "Dott", "Dhr", "Mevr", "Shri", "Smt", "M."))  # fmt: skip
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _LOWER = "a-zß-öø-ÿ"
 _NAME_WORD = rf"[{_UPPER}][{_LOWER}'’\-]+"
@@ -182,9 +189,9 @@ def column_hints(column: str | None) -> frozenset[str]:
 
 def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) -> Iterator[Match]:
     """Yield dates of birth, person names and postal addresses found in ``text``."""
-    lowered = text.lower()
-    if Entity.DATE_OF_BIRTH in entities and ("dob" in hints or any(w in lowered for w in _DOB_GATE)):
-        yield from _dates_of_birth(text, hints)
+    low = lowered(text)
+    if Entity.DATE_OF_BIRTH in entities:
+        yield from _dates_of_birth(text, low, hints)
     if Entity.PERSON_NAME in entities:
         if "name" in hints:
             value = text.strip()
@@ -192,8 +199,13 @@ def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) 
                 start = text.index(value)
                 yield Match(entity=Entity.PERSON_NAME, kind="column", start=start, end=start + len(value),
                             score=0.85, validated=False)  # fmt: skip
-        elif any(w in lowered for w in _NAME_GATE):
-            for m in NAME_CUE.finditer(text):
+        else:
+            if low is None:
+                cues = NAME_CUE.finditer(text)
+            else:
+                starts = literal_starts(low, _NAME_PHRASES) + literal_starts(text, _NAME_TITLES)
+                cues = match_at(NAME_CUE, text, sorted(starts))
+            for m in cues:
                 yield Match(entity=Entity.PERSON_NAME, kind="cue", start=m.start("name"), end=m.end("name"),
                             score=0.7, validated=False)  # fmt: skip
     if Entity.POSTAL_ADDRESS in entities:
@@ -208,14 +220,23 @@ def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) 
                             score=0.7, validated=False)  # fmt: skip
 
 
-def _dates_of_birth(text: str, hints: frozenset[str]) -> Iterator[Match]:
+def _dates_of_birth(text: str, low: str | None, hints: frozenset[str]) -> Iterator[Match]:
     if "dob" in hints:
         for date in DATE_TEXT.finditer(text):
             yield Match(entity=Entity.DATE_OF_BIRTH, kind="column", start=date.start(), end=date.end(),
                         score=0.9, validated=False)  # fmt: skip
         return
+    if _HAS_DIGIT.search(text) is None:
+        return  # every date has digits
+    if not any(w in (text.lower() if low is None else low) for w in _DOB_GATE):
+        return
+    cues = (
+        DOB_CONTEXT.finditer(text)
+        if low is None
+        else match_at(DOB_CONTEXT, text, literal_starts(low, _DOB_NEEDLES))
+    )
     last_end = -1
-    for cue in DOB_CONTEXT.finditer(text):
+    for cue in cues:
         m = DATE_TEXT.search(text, cue.end(), min(len(text), cue.end() + _DOB_WINDOW + 30))
         if m is None or m.start() > cue.end() + _DOB_WINDOW or m.start() < last_end:
             continue

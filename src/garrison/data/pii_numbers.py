@@ -11,7 +11,8 @@ on candidates. A run of bare digits says little by itself, so without a helpful 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 
 import phonenumbers
 from stdnum import luhn
@@ -23,6 +24,7 @@ from stdnum.in_ import aadhaar
 from stdnum.nl import bsn
 from stdnum.us import ein, itin, ssn
 
+from garrison.data.pii_find import lowered
 from garrison.data.pii_types import Entity, Match
 
 #: Digits joined by single separators; not part of a word, a version string or a longer token.
@@ -63,6 +65,26 @@ NOT_PERSONAL_CONTEXT = re.compile(
     r"\bpo\b|batch|lot\b|part|model|isbn|case|transaction|txn|request|job|run|row|page|#)"
 )
 
+_CACHE_SIZE = 1 << 15
+_PHONE_CACHE_SIZE = 1 << 16
+
+
+def _cached(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``check`` with its answers kept: table columns repeat values, and checksums are the hot path."""
+    return lru_cache(maxsize=_CACHE_SIZE)(check)
+
+
+_luhn_ok = _cached(luhn.is_valid)
+_cpf_ok = _cached(cpf.is_valid)
+_sin_ok = _cached(sin.is_valid)
+_idnr_ok = _cached(idnr.is_valid)
+_nir_ok = _cached(nir.is_valid)
+_aadhaar_ok = _cached(aadhaar.is_valid)
+_bsn_ok = _cached(bsn.is_valid)
+_ein_ok = _cached(ein.is_valid)
+_itin_ok = _cached(itin.is_valid)
+_ssn_ok = _cached(ssn.is_valid)
+
 _SSN_CONTEXT = re.compile(r"(?i)\bssn\b|social security")
 _CONTEXT_WINDOW = 32
 #: IIN prefixes of the card networks, and the lengths they issue.
@@ -79,9 +101,40 @@ _IIN: tuple[tuple[str, str, frozenset[int]], ...] = (
 _IIN_RES = tuple((name, re.compile(prefix), lengths) for name, prefix, lengths in _IIN)
 
 
-def near(pattern: re.Pattern[str], text: str, start: int, window: int = _CONTEXT_WINDOW) -> bool:
-    """Whether ``pattern`` occurs in the ``window`` characters before ``start``."""
-    return pattern.search(text, max(0, start - window), start) is not None
+#: Lower-case literals of which every match of a context pattern holds at least one: when none is in
+#: the window, the (case-insensitive, slow) pattern need not run.
+_NEEDLES: dict[re.Pattern[str], tuple[str, ...]] = {
+    ID_CONTEXT: ("ssn", "social", "national", "nino", "bsn", "burger", "sofi", "sin", "aadha", "uid", "cpf",
+                 "nir", "insee", "dni", "nie", "nif", "documento", "codice", "id number", "id no", "id card",
+                 "identity ", "personal ", "passport"),
+    TAX_CONTEXT: ("tax", "tin", "steuer", "idnr", "ein", "employer", "pan", "fiscal", "utr"),
+    PHONE_CONTEXT: ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms", "text me", "reach ",
+                    "contact", "dial", "handy", "portable", "mob", "ring"),
+    CARD_CONTEXT: ("card", "visa", "master", "amex", "american express", "discover", "maestro", "cc",
+                   "credit", "debit", "kreditkarte", "carte", "tarjeta", "carta", "payment", "pay with",
+                   "charged"),
+    NOT_PERSONAL_CONTEXT: ("order", "invoice", "tracking", "shipment", "parcel", "serial", "sku", "ref",
+                           "ticket", "build", "version", "po", "batch", "lot", "part", "model", "isbn",
+                           "case", "transaction", "txn", "request", "job", "run", "row", "page", "#"),
+    _SSN_CONTEXT: ("ssn", "social security"),
+}  # fmt: skip
+
+
+def near(
+    pattern: re.Pattern[str], text: str, start: int, window: int = _CONTEXT_WINDOW, low: str | None = None
+) -> bool:
+    """Whether ``pattern`` occurs in the ``window`` characters before ``start``.
+
+    ``low`` is ``text`` lower-cased with the same offsets (see :func:`~garrison.data.pii_find.lowered`):
+    with it, a window that holds none of the pattern's literals is answered without the regex.
+    """
+    lo = max(0, start - window)
+    needles = _NEEDLES.get(pattern)
+    if low is not None and needles is not None:
+        part = low[lo:start]
+        if not any(n in part for n in needles):
+            return False
+    return pattern.search(text, lo, start) is not None
 
 
 def card_network(digits: str) -> str | None:
@@ -106,22 +159,27 @@ def is_date(run: str) -> bool:
     return (day_first or month_first) and 1850 <= year <= 2100
 
 
+_UNSEEN: tuple[str | None, bool] = ("", False)
+
+
 class NumberRecognizer:
     """Classifies digit runs; built once per :class:`~garrison.data.pii.Scanner`."""
 
-    __slots__ = ("_entities", "_regions")
+    __slots__ = ("_entities", "_phones", "_regions")
 
     def __init__(self, *, entities: frozenset[Entity], regions: Sequence[str]) -> None:
         self._entities = entities
         self._regions = tuple(regions)
+        self._phones: dict[str, tuple[str | None, bool] | None] = {}
 
     def scan(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
         """Yield the matches among the digit runs of ``text``; ``hints`` come from the column name."""
+        low = lowered(text)
         for m in DIGIT_RUN.finditer(text):
             run = m.group()
             if len(run) < 7:
                 continue
-            match = self._classify(text, run, m.start(), hints)
+            match = self._classify(text, low, run, m.start(), hints)
             if match is not None:
                 yield match
 
@@ -140,7 +198,9 @@ class NumberRecognizer:
             country=country,
         )
 
-    def _classify(self, text: str, run: str, start: int, hints: frozenset[str]) -> Match | None:
+    def _classify(
+        self, text: str, low: str | None, run: str, start: int, hints: frozenset[str]
+    ) -> Match | None:
         if _IPV4.fullmatch(run):
             if Entity.IP_ADDRESS in self._entities and all(int(part) <= 255 for part in run.split(".")):
                 return Match(
@@ -152,18 +212,20 @@ class NumberRecognizer:
             return None  # dates are the date-of-birth recognizer's, and only in context
         digits = _SEPARATORS.sub("", run).lstrip("+")
         n = len(digits)
-        id_ctx = "id" in hints or near(ID_CONTEXT, text, start)
-        tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start)
-        other = near(NOT_PERSONAL_CONTEXT, text, start, 16)
-        found = self._national_or_tax(text, run, digits, start, id_ctx=id_ctx, tax_ctx=tax_ctx, other=other)
+        id_ctx = "id" in hints or near(ID_CONTEXT, text, start, low=low)
+        tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start, low=low)
+        other = near(NOT_PERSONAL_CONTEXT, text, start, 16, low)
+        found = self._national_or_tax(
+            text, low, run, digits, start, id_ctx=id_ctx, tax_ctx=tax_ctx, other=other
+        )
         if found is not None:
             return found
         if _SSN_FORMAT.fullmatch(run) or _CPF_FORMAT.fullmatch(run):
             return None  # an id's format with a bad checksum is not a phone either
-        if 12 <= n <= 19 and _CARD_FORMAT.fullmatch(run) and luhn.is_valid(digits):
+        if 12 <= n <= 19 and _CARD_FORMAT.fullmatch(run) and _luhn_ok(digits):
             network = card_network(digits)
             score = 0.9 if network else 0.55
-            if "card" in hints or near(CARD_CONTEXT, text, start):
+            if "card" in hints or near(CARD_CONTEXT, text, start, low=low):
                 score += 0.09
             elif other:
                 score -= 0.5
@@ -174,59 +236,78 @@ class NumberRecognizer:
                 )  # fmt: skip
             return None
         if 7 <= n <= 15 and Entity.PHONE in self._entities:
-            return self._phone(text, run, start, hints, other=other)
+            return self._phone(text, low, run, start, hints, other=other)
         return None
 
     def _national_or_tax(
-        self, text: str, run: str, digits: str, start: int, *, id_ctx: bool, tax_ctx: bool, other: bool
+        self,
+        text: str,
+        low: str | None,
+        run: str,
+        digits: str,
+        start: int,
+        *,
+        id_ctx: bool,
+        tax_ctx: bool,
+        other: bool,
     ) -> Match | None:
         n = len(digits)
         boost = 0.3 if id_ctx else (-0.3 if other else 0.0)
         if n == 9:
             # a bare SSN needs the word SSN, or an id column; another id word (BSN, SIN) is not enough
-            ssn_word = near(_SSN_CONTEXT, text, start) or (id_ctx and not near(ID_CONTEXT, text, start))
-            if run.isdigit() and id_ctx and not ssn_word and bsn.is_valid(digits):
+            ssn_word = near(_SSN_CONTEXT, text, start, low=low) or (
+                id_ctx and not near(ID_CONTEXT, text, start, low=low)
+            )
+            if run.isdigit() and id_ctx and not ssn_word and _bsn_ok(digits):
                 return self._id(Entity.NATIONAL_ID, "nl-bsn", "NL", start, run, 0.45 + boost)
             if _SSN_FORMAT.fullmatch(run) or (ssn_word and run.isdigit()):
-                if itin.is_valid(digits):
+                if _itin_ok(digits):
                     return self._id(Entity.TAX_ID, "us-itin", "US", start, run, 0.85 + boost)
-                if ssn.is_valid(digits):
+                if _ssn_ok(digits):
                     return self._id(Entity.NATIONAL_ID, "us-ssn", "US", start, run, 0.65 + boost)
-            if _EIN_FORMAT.fullmatch(run) and tax_ctx and ein.is_valid(digits):
+            if _EIN_FORMAT.fullmatch(run) and tax_ctx and _ein_ok(digits):
                 return self._id(Entity.TAX_ID, "us-ein", "US", start, run, 0.85)
-            if _SIN_FORMAT.fullmatch(run) and sin.is_valid(digits):
+            if _SIN_FORMAT.fullmatch(run) and _sin_ok(digits):
                 return self._id(Entity.NATIONAL_ID, "ca-sin", "CA", start, run, 0.6 + boost)
-            if (run.isdigit() or run.count(".") == 2) and bsn.is_valid(digits):
+            if (run.isdigit() or run.count(".") == 2) and _bsn_ok(digits):
                 return self._id(Entity.NATIONAL_ID, "nl-bsn", "NL", start, run, 0.45 + boost)
         elif n == 11:
-            if _CPF_FORMAT.fullmatch(run) and cpf.is_valid(digits):
+            if _CPF_FORMAT.fullmatch(run) and _cpf_ok(digits):
                 return self._id(Entity.NATIONAL_ID, "br-cpf", "BR", start, run, 0.9)
-            if run.isdigit() and tax_ctx and idnr.is_valid(digits):
+            if run.isdigit() and tax_ctx and _idnr_ok(digits):
                 return self._id(Entity.TAX_ID, "de-idnr", "DE", start, run, 0.9)
-            if run.isdigit() and id_ctx and cpf.is_valid(digits):
+            if run.isdigit() and id_ctx and _cpf_ok(digits):
                 return self._id(Entity.NATIONAL_ID, "br-cpf", "BR", start, run, 0.8)
-            if run.isdigit() and idnr.is_valid(digits) and not other and "DE" in self._regions:
+            if run.isdigit() and _idnr_ok(digits) and not other and "DE" in self._regions:
                 return self._id(Entity.TAX_ID, "de-idnr", "DE", start, run, 0.45 + (0.3 if id_ctx else 0))
         elif n == 12:
             formatted = _AADHAAR_FORMAT.fullmatch(run) is not None
-            if (formatted or run.isdigit()) and aadhaar.is_valid(digits):
-                network = card_network(digits) if luhn.is_valid(digits) else None
+            if (formatted or run.isdigit()) and _aadhaar_ok(digits):
+                network = card_network(digits) if _luhn_ok(digits) else None
                 if id_ctx or (network is None and formatted):
                     return self._id(Entity.NATIONAL_ID, "in-aadhaar", "IN", start, run, 0.6 + boost)
                 if network is None:
                     return self._id(Entity.NATIONAL_ID, "in-aadhaar", "IN", start, run, 0.45 + boost)
-        elif n in {13, 15} and nir.is_valid(digits):
+        elif n in {13, 15} and _nir_ok(digits):
             return self._id(Entity.NATIONAL_ID, "fr-nir", "FR", start, run, 0.75 + boost)
         return None
 
-    def _phone(self, text: str, run: str, start: int, hints: frozenset[str], *, other: bool) -> Match | None:
+    def _phone(
+        self, text: str, low: str | None, run: str, start: int, hints: frozenset[str], *, other: bool
+    ) -> Match | None:
         bare = run.isdigit()
-        context = "phone" in hints or near(PHONE_CONTEXT, text, start)
+        context = "phone" in hints or near(PHONE_CONTEXT, text, start, low=low)
         if bare and not context and len(run) > 11:
             return None
-        number, valid = self._parse_phone(run)
-        if number is None:
+        parsed = self._phones.get(run, _UNSEEN)
+        if parsed is _UNSEEN:
+            parsed = self._parse_phone(run)
+            if len(self._phones) >= _PHONE_CACHE_SIZE:
+                self._phones.clear()
+            self._phones[run] = parsed
+        if parsed is None:
             return None
+        country, valid = parsed
         score = 0.8 if run.startswith("+") else (0.45 if bare else 0.7)
         if not valid:  # a possible number of no assigned range: only with a plus sign or a phone word
             score = 0.6 if run.startswith("+") or (context and not bare) else 0.0
@@ -236,11 +317,11 @@ class NumberRecognizer:
             score -= 0.4
         return Match(
             entity=Entity.PHONE, kind="phone", start=start, end=start + len(run), score=min(score, 0.99),
-            validated=valid, country=phonenumbers.region_code_for_number(number),
+            validated=valid, country=country,
         )  # fmt: skip
 
-    def _parse_phone(self, run: str) -> tuple[phonenumbers.PhoneNumber | None, bool]:
-        """The number ``run`` spells and whether it is valid, else a merely possible one, else None."""
+    def _parse_phone(self, run: str) -> tuple[str | None, bool] | None:
+        """The region of the number ``run`` spells and whether it is valid (else merely possible), or None."""
         regions: Sequence[str | None] = (None,) if run.startswith("+") else self._regions
         possible = None
         for region in regions:
@@ -249,7 +330,7 @@ class NumberRecognizer:
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(number):
-                return number, True
+                return phonenumbers.region_code_for_number(number), True
             if possible is None and phonenumbers.is_possible_number(number):
                 possible = number
-        return possible, False
+        return None if possible is None else (phonenumbers.region_code_for_number(possible), False)

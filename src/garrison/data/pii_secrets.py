@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+from garrison.data.pii_find import literal_starts, lowered, match_at
 from garrison.data.pii_types import Entity, Match
 
 #: One alternation, each branch anchored on a literal prefix; the group name is the kind.
@@ -40,6 +41,14 @@ ASSIGNED_VALUE = re.compile(
     r"(?i)(?:key|token|secret|passw(?:or)?d|passwd|pwd|credential|auth)[\w\-]*[\"']?\s*(?::=|=>|[:=])\s*"
     r"[\"']?(?P<value>[A-Za-z0-9+/_\-=.~!@#$%^&*]{16,256})"
 )
+#: Every PROVIDER_KEY match starts at one of these literals, or 2 to 21 characters before ``://``.
+_KEY_NEEDLES = (
+    *((w, 0) for w in ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "gh", "xox", "sk_", "rk_", "AIza",
+                       "sk-", "hf_", "eyJ", "-----BEGIN ")),
+    *(("://", back) for back in range(2, 22)),
+)  # fmt: skip
+#: Every ASSIGNED_VALUE match starts at one of these, in the lower-cased text.
+_ASSIGN_NEEDLES = tuple((w, 0) for w in ("key", "token", "secret", "passw", "pwd", "credential", "auth"))
 _MIN_ENTROPY = 3.5
 _JWT_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 
@@ -64,7 +73,7 @@ def _is_jwt(token: str) -> bool:
 def scan_secrets(text: str) -> Iterator[Match]:
     """Yield the secrets in ``text``."""
     taken: list[tuple[int, int]] = []
-    for m in PROVIDER_KEY.finditer(text):
+    for m in match_at(PROVIDER_KEY, text, literal_starts(text, _KEY_NEEDLES)):
         kind = m.lastgroup or "secret"
         start, end = m.span(kind)
         if kind == "jwt" and not _is_jwt(m.group(kind)):
@@ -74,7 +83,13 @@ def scan_secrets(text: str) -> Iterator[Match]:
             entity=Entity.SECRET, kind=kind.replace("_", "-"), start=start, end=end, score=0.95,
             validated=kind == "jwt",
         )  # fmt: skip
-    for m in ASSIGNED_VALUE.finditer(text):
+    low = lowered(text)
+    assigned = (
+        ASSIGNED_VALUE.finditer(text)
+        if low is None
+        else match_at(ASSIGNED_VALUE, text, literal_starts(low, _ASSIGN_NEEDLES))
+    )
+    for m in assigned:
         start, end = m.span("value")
         value = m.group("value")
         if any(s < end and start < e for s, e in taken):

@@ -16,6 +16,7 @@ from stdnum.es import dni, nie
 from stdnum.in_ import pan
 from stdnum.it import codicefiscale
 
+from garrison.data.pii_find import lowered
 from garrison.data.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
 from garrison.data.pii_types import Entity, Match
 
@@ -51,7 +52,7 @@ class TokenRecognizer:
     def scan(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
         """Yield the matches in ``text``; ``hints`` come from the column name."""
         if "@" in text and Entity.EMAIL in self._entities:
-            for m in EMAIL.finditer(text):
+            for m in _emails(text):
                 yield Match(
                     entity=Entity.EMAIL, kind="email", start=m.start(), end=m.end(), score=0.95,
                     validated=False,
@@ -61,6 +62,7 @@ class TokenRecognizer:
             yield from self._network(text)
 
     def _alnum_ids(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
+        low: str | None = None
         for m in ALNUM_ID.finditer(text):
             kind = m.lastgroup
             start, value = m.start(), m.group()
@@ -72,8 +74,10 @@ class TokenRecognizer:
                         validated=True, country=found[:2],
                     )  # fmt: skip
                 continue
-            id_ctx = "id" in hints or near(ID_CONTEXT, text, start)
-            tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start)
+            if low is None:
+                low = lowered(text)
+            id_ctx = "id" in hints or near(ID_CONTEXT, text, start, low=low)
+            tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start, low=low)
             match = self._id(kind, value, start, id_ctx=id_ctx, tax_ctx=tax_ctx)
             if match is not None and match.entity in self._entities and match.country in self._regions:
                 yield match
@@ -117,6 +121,29 @@ class TokenRecognizer:
                     entity=Entity.IP_ADDRESS, kind="ipv6", start=m.start(), end=m.end(), score=0.9,
                     validated=True,
                 )  # fmt: skip
+
+
+_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+def _emails(text: str) -> Iterator[re.Match[str]]:
+    """``EMAIL.finditer(text)``, tried only where an ``@`` is.
+
+    A match holds one ``@``, and its user part is the whole run of user-part characters before it (any
+    later start would follow such a character, which the look-behind forbids), so each ``@`` has one
+    possible start.
+    """
+    last_end = 0
+    at = text.find("@")
+    while at >= 0:
+        start, low = at, max(last_end, at - 64)
+        while start > low and text[start - 1] in _LOCAL_CHARS:
+            start -= 1
+        m = EMAIL.match(text, start)
+        if m is not None:
+            last_end = m.end()
+            yield m
+        at = text.find("@", max(at + 1, last_end))
 
 
 def _longest_valid_iban(value: str) -> str | None:
