@@ -28,10 +28,18 @@ def table(tmp_path: Path) -> Path:
     path.parent.mkdir()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "email", "card", "notes"])
+        writer.writerow(["id", "full_name", "email", "card", "notes"])
         for i in range(300):
             notes = f"rotate key {SECRET} soon" if i == 120 else f"order {1000 + i} shipped"
-            writer.writerow([i, f"user{i}@example.org", CARDS[i % 3], notes])
+            writer.writerow(
+                [
+                    i,
+                    ["Ana Smith", "Ben Okafor", "Chloe Martin"][i % 3],
+                    f"user{i}@example.org",
+                    CARDS[i % 3],
+                    notes,
+                ]
+            )
     return path
 
 
@@ -43,7 +51,8 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 def test_profile_summarises_each_column(table: Path) -> None:
     profile = profile_dataset(table, batch_rows=64)  # several batches
     assert profile.rows == 300
-    assert profile.columns == ("id", "email", "card", "notes")
+    assert profile.columns == ("id", "full_name", "email", "card", "notes")
+    assert profile.findings[("full_name", Entity.PERSON_NAME)].rows == 300  # by the column's name
     email = profile.findings[("email", Entity.EMAIL)]
     assert email.rows == 300
     assert email.first_rows == [1, 2, 3, 4, 5]
@@ -70,6 +79,7 @@ def test_scan_data_through_the_command_line(
     report = json.loads(out)
     found = {(f["rule"]["id"], f["location"].get("column")) for f in report["findings"]}
     assert found == {
+        ("GAR-PII-001", "full_name"),
         ("GAR-PII-001", "email"),
         ("GAR-PII-001", "card"),
         ("GAR-SEC-001", "notes"),
@@ -78,7 +88,7 @@ def test_scan_data_through_the_command_line(
     assert SECRET not in text
     assert CARDS[0] not in text
     severities = {f["location"].get("column"): f["severity"] for f in report["findings"]}
-    assert severities == {"email": "medium", "card": "high", "notes": "high"}
+    assert severities == {"full_name": "medium", "email": "medium", "card": "high", "notes": "high"}
 
 
 def test_plain_scan_reaches_the_data_detector(table: Path) -> None:

@@ -194,11 +194,10 @@ def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) 
         yield from _dates_of_birth(text, low, hints)
     if Entity.PERSON_NAME in entities:
         if "name" in hints:
-            value = text.strip()
-            if _NAME_VALUE.fullmatch(value):
-                start = text.index(value)
-                yield Match(entity=Entity.PERSON_NAME, kind="column", start=start, end=start + len(value),
-                            score=0.85, validated=False)  # fmt: skip
+            for start, value in _values(text):  # one value per line: a column's values, joined
+                if _NAME_VALUE.fullmatch(value):
+                    yield Match(entity=Entity.PERSON_NAME, kind="column", start=start, end=start + len(value),
+                                score=0.85, validated=False)  # fmt: skip
         else:
             if low is None:
                 cues = NAME_CUE.finditer(text)
@@ -209,15 +208,28 @@ def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) 
                 yield Match(entity=Entity.PERSON_NAME, kind="cue", start=m.start("name"), end=m.end("name"),
                             score=0.7, validated=False)  # fmt: skip
     if Entity.POSTAL_ADDRESS in entities:
-        value = text.strip()
-        if "address" in hints and any(c.isalpha() for c in value) and len(value) >= 5:
-            start = text.index(value)
-            yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=start + len(value),
-                        score=0.85, validated=False)  # fmt: skip
+        if "address" in hints:
+            for start, value in _values(text):
+                if any(c.isalpha() for c in value) and len(value) >= 5:
+                    end = start + len(value)
+                    yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=end,
+                                score=0.85, validated=False)  # fmt: skip
         elif _HAS_DIGIT.search(text) is not None:
             for m in ADDRESS.finditer(text):
                 yield Match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
                             score=0.7, validated=False)  # fmt: skip
+
+
+_VALUE = re.compile(r"[^\n]+")
+
+
+def _values(text: str) -> Iterator[tuple[int, str]]:
+    """``(offset, value)`` of each non-blank line, stripped: the values of a column scanned together."""
+    for m in _VALUE.finditer(text):
+        raw = m.group()
+        value = raw.strip()
+        if value:
+            yield m.start() + raw.index(value), value
 
 
 def _dates_of_birth(text: str, low: str | None, hints: frozenset[str]) -> Iterator[Match]:
