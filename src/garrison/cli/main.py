@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import audit, config, crypt, data, load, rules, scan, signing, stored
+from garrison.cli import audit, config, crypt, data, data_bias, load, rules, scan, signing, stored
 
 HELP = """Garrison: security for AI systems.
 
@@ -67,6 +67,7 @@ app.add_typer(crypt.kek_app, name="kek")
 app.command("sign")(signing.sign)
 app.command("verify")(signing.verify)
 app.command("watch")(signing.watch)
+data.data_app.command("bias")(data_bias.bias)
 app.add_typer(data.data_app, name="data")
 
 
