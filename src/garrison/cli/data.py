@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from garrison.cli.common import emit, note
+from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, note, open_store
 
 if TYPE_CHECKING:
     from garrison.data.pii_types import Entity
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from garrison.data.redact_strategies import Strategy
 
 data_app = typer.Typer(
-    help="Change datasets: write sanitized copies.",
+    help="Work on datasets: write sanitized copies, infer and check schemas.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -203,3 +203,144 @@ def redact(
     else:
         emit(_render(report, elapsed), None)
     raise typer.Exit(0)
+
+
+_KIND = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        metavar="KIND",
+        help="csv, tsv, jsonl or parquet (default: detected from the content).",
+        show_default=False,
+    ),
+]
+
+
+@data_app.command("schema")
+def schema(
+    source: Annotated[
+        Path,
+        typer.Argument(help="Dataset file: CSV, TSV, JSON Lines or Parquet (gzip too).", metavar="INPUT"),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Where to write the schema (TOML).", dir_okay=False
+        ),
+    ],
+    sample_rows: Annotated[
+        int, typer.Option("--sample-rows", metavar="N", min=1, help="Rows to infer the schema from.")
+    ] = 100_000,
+    kind: _KIND = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Infer a draft schema from the first rows of a dataset and write it as TOML.
+
+    Each column gets the most specific type every sampled value parses as (integer, number,
+    boolean, date, datetime, else string), whether it may be null, its observed min and max, the
+    allowed values of a categorical string column, and unique when no sampled value repeats. The
+    draft describes the sample: review it, widen bounds and lists, then check data with
+    garrison data validate.
+
+    \b
+    Examples:
+      garrison data schema users.csv -o users.schema.toml
+      garrison data schema events.jsonl.gz -o events.schema.toml --sample-rows 20000 --force
+
+    Exit codes: 0 written, 2 usage error (FILE exists without --force), 3 unreadable input.
+    """
+    from garrison.core.errors import UsageError
+    from garrison.data.schema_infer import infer_schema
+
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    inferred = infer_schema(source, sample_rows=sample_rows, kind=kind)
+    emit(inferred.to_toml(), output)
+    raise typer.Exit(0)
+
+
+@data_app.command("validate")
+def validate(
+    source: Annotated[
+        Path,
+        typer.Argument(help="Dataset file: CSV, TSV, JSON Lines or Parquet (gzip too).", metavar="INPUT"),
+    ],
+    schema_file: Annotated[
+        Path,
+        typer.Option(
+            "--schema",
+            metavar="FILE",
+            help="The schema: TOML, or JSON when it ends in .json.",
+            dir_okay=False,
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
+        ),
+    ] = None,
+    output: OutputOption = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="SEVERITY",
+            help="Exit 1 on findings at or above this severity (info, low, medium, high, critical). "
+            "Default: the settings' fail_on.",
+            show_default=False,
+        ),
+    ] = None,
+    max_examples: Annotated[
+        int, typer.Option("--max-examples", metavar="N", min=0, help="Masked example values per check.")
+    ] = 5,
+    kind: _KIND = None,
+    store: Annotated[
+        bool | None,
+        typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Check a dataset against a declared schema, streaming, and report each broken rule with rows.
+
+    Every value is checked for its column's type, nulls, range, length, allowed values, regex and
+    uniqueness; the dataset for required and undeclared columns. One finding per column and check
+    (GAR-DATA-201) with the count, the first rows and examples (personal data masked); one per
+    missing or unexpected column (GAR-DATA-202); malformed rows are GAR-DATA-101. Findings are
+    saved in the store unless --no-store.
+
+    \b
+    Examples:
+      garrison data validate users.csv --schema users.schema.toml
+      garrison data validate events.jsonl --schema events.schema.json --format sarif -o schema.sarif
+      garrison data validate orders.parquet --schema orders.toml --fail-on high --no-store
+
+    Exit codes: 0 valid, 1 findings at or above --fail-on, 2 usage or schema error,
+    3 unreadable input.
+    """
+    from garrison.core.events import utc_now
+    from garrison.data.schema import load_schema
+    from garrison.data.schema_rules import describe, validation_report
+    from garrison.data.schema_validate import validate as run_validation
+
+    loaded = load({"format": fmt, "fail_on": fail_on, "store": store, "db": db}, config_file)
+    settings = loaded.settings
+    declared = load_schema(schema_file)
+    started = utc_now()
+    result = run_validation(source, declared, max_examples=max_examples, kind=kind)
+    label = str(source)
+    report = validation_report(result, label=label, started_at=started)
+    if settings.store:
+        with open_store(loaded) as st:
+            st.save_report(report)
+    if settings.format == "console" and output is None:
+        emit(describe(result, label=label), None)
+    else:
+        from garrison.report import render
+
+        emit(render(report, settings.format), output)
+    for problem in result.problems:
+        note(f"note: {problem}")
+    code = report.exit_code(fail_on=settings.fail_on)
+    raise typer.Exit(int(code))
