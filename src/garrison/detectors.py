@@ -50,6 +50,7 @@ def builtin_detectors() -> tuple[type[Detector], ...]:
 def default_registry(*, plugins: bool = True) -> Registry:
     """A registry with the engine's rules, every built-in detector and, unless told not to, plugins."""
     from garrison.data.bias_rules import BIAS_RULES
+    from garrison.data.label_rules import LABEL_RULES
     from garrison.data.schema_rules import SCHEMA_RULES
     from garrison.engine.rules import ENGINE_RULES
     from garrison.integrity.rules import INTEGRITY_RULES
@@ -59,6 +60,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     registry.add_rules(INTEGRITY_RULES, owner="integrity")
     registry.add_rules(BIAS_RULES, owner="data.bias")
     registry.add_rules(SCHEMA_RULES, owner="data.schema")
+    registry.add_rules(LABEL_RULES, owner="data.labels")
     for detector in builtin_detectors():
         registry.add(detector)
     for old, new in RULE_REDIRECTS.items():

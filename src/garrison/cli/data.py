@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from garrison.data.redact_strategies import Strategy
 
 data_app = typer.Typer(
-    help="Work on datasets: write sanitized copies, infer and check schemas.",
+    help="Work on datasets: sanitized copies, schemas, group fairness and label issues.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,

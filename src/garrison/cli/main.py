@@ -14,7 +14,19 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import audit, config, crypt, data, data_bias, load, rules, scan, signing, stored
+from garrison.cli import (
+    audit,
+    config,
+    crypt,
+    data,
+    data_bias,
+    data_labels,
+    load,
+    rules,
+    scan,
+    signing,
+    stored,
+)
 
 HELP = """Garrison: security for AI systems.
 
@@ -68,6 +80,7 @@ app.command("sign")(signing.sign)
 app.command("verify")(signing.verify)
 app.command("watch")(signing.watch)
 data.data_app.command("bias")(data_bias.bias)
+data.data_app.command("labels")(data_labels.labels)
 app.add_typer(data.data_app, name="data")
 
 

@@ -1,0 +1,182 @@
+"""``garrison data labels``: the rows of a classification dataset whose label is probably wrong.
+
+The loading lives in :mod:`garrison.data.label_scan`, confident learning in
+:mod:`garrison.data.labels`, the rule in :mod:`garrison.data.label_rules`; this command parses,
+examines, records the finding in the store, and reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit
+
+if TYPE_CHECKING:
+    from garrison.core.results import ScanReport
+    from garrison.data.label_scan import LabelScanResult
+
+_SHOWN = 20
+
+
+def _console(result: LabelScanResult) -> str:
+    """The summary line, then the most likely issues as a table."""
+    from garrison.report.common import printable
+
+    count = len(result.issues)
+    lines = [
+        f"{printable(str(result.path))}: {count:,} of {result.rows:,} rows probably mislabelled in "
+        f"column {printable(result.label)!r} ({result.share:.1%}; estimated "
+        f"{result.estimated_issue_count:,}; method {result.method}; {len(result.features)} features, "
+        f"{len(result.classes)} classes)"
+    ]
+    if result.issues:
+        lines += ["", f"{'row':>8}  {'given':<16} {'suggested':<16} {'p':>5}  reason"]
+        for issue in result.issues[:_SHOWN]:
+            lines.append(
+                f"{issue.row:>8}  {printable(issue.given)[:16]:<16} {printable(issue.suggested)[:16]:<16} "
+                f"{issue.given_probability:>5.2f}  {printable(issue.reason)}"
+            )
+        if count > _SHOWN:
+            lines.append(f"{'':>8}  ... {count - _SHOWN:,} more")
+    lines += [f"note: {printable(n)}" for n in result.notes]
+    lines += ["", "FLAGGED: probable label issues" if result.issues else "OK: no label issues found"]
+    return "\n".join(lines)
+
+
+def _scan_report(result: LabelScanResult, started: Any) -> ScanReport:
+    import uuid
+
+    from garrison import __version__
+    from garrison.core.assets import Asset, AssetKind
+    from garrison.core.events import utc_now
+    from garrison.core.results import ScanReport
+    from garrison.data.label_rules import label_findings
+
+    asset = Asset(kind=AssetKind.DATASET, locator=str(result.path))
+    return ScanReport(
+        run_id=uuid.uuid4().hex,
+        target=str(result.path),
+        tool_version=__version__,
+        started_at=started,
+        finished_at=utc_now(),
+        assets=(asset,),
+        findings=tuple(label_findings(result, asset)),
+    )
+
+
+def labels(
+    path: Annotated[
+        Path,
+        typer.Argument(help="A CSV, TSV, JSON Lines or Parquet dataset.", show_default=False, metavar="PATH"),
+    ],
+    label: Annotated[
+        str,
+        typer.Option("--label", metavar="COLUMN", help="The label column.", show_default=False),
+    ],
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            metavar="COLUMN",
+            help="A feature column; repeatable. Default: every numeric column but the label.",
+            show_default=False,
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", metavar="COLUMN", help="Leave this column out; repeatable.", show_default=False
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="METHOD",
+            help="prune_by_margin, prune_by_noise_rate, prune_by_class, both or confident_joint.",
+        ),
+    ] = "prune_by_margin",
+    max_rows: Annotated[
+        int,
+        typer.Option(
+            "--max-rows", metavar="N", min=1, help="Refuse a dataset with more labelled rows than N."
+        ),
+    ] = 100_000,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
+        ),
+    ] = None,
+    output: OutputOption = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="SEVERITY",
+            help="Exit 1 on findings at or above this severity (info, low, medium, high, critical). "
+            "Default: the settings' fail_on.",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        bool | None,
+        typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Find probably mislabelled rows with confident learning, from out-of-sample predictions.
+
+    A model is fitted by 5-fold cross-validation on the numeric feature columns, so each row is
+    judged by a model that never saw it; rows whose label the model confidently contradicts are
+    flagged, most likely first (GAR-DATA-301, one finding per dataset). Empty feature values are
+    imputed with the column mean; a value that is not a number is an error. The whole dataset is
+    held in memory: datasets over --max-rows labelled rows are refused.
+
+    \b
+    Examples:
+      garrison data labels train.csv --label digit
+      garrison data labels train.parquet --label y --exclude id --format json -o labels.json
+      garrison data labels train.csv --label y --fail-on medium --no-store
+
+    Exit codes: 0 no findings at or above --fail-on, 1 findings at or above it, 2 usage error,
+    3 unreadable input.
+    """
+    from garrison.cli.common import load, open_store
+    from garrison.core.errors import UsageError
+    from garrison.core.events import utc_now
+    from garrison.data.label_scan import label_scan
+
+    loaded = load({"format": fmt, "fail_on": fail_on, "store": store, "db": db}, config_file)
+    settings = loaded.settings
+    if settings.format not in ("console", "json", "sarif", "html"):
+        raise UsageError(f"--format {settings.format!r}: use console, json, sarif or html")
+    started = utc_now()
+    result = label_scan(
+        path,
+        label=label,
+        features=feature or None,
+        exclude=tuple(exclude or ()),
+        method=method,
+        max_rows=max_rows,
+    )
+    report = _scan_report(result, started)
+    if settings.store:
+        with open_store(loaded) as st:
+            st.save_report(report)
+    if settings.format == "console":
+        emit(_console(result), output)
+    else:
+        from garrison.report import render
+
+        if settings.format == "json":
+            body = result.to_dict() | {"report": json.loads(render(report, "json"))}
+            emit(json.dumps(body, indent=2, ensure_ascii=False), output)
+        else:
+            emit(render(report, settings.format), output)
+    raise typer.Exit(int(report.exit_code(fail_on=settings.fail_on)))
