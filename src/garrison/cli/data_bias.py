@@ -87,23 +87,13 @@ def _exact(limit: float) -> Any:
 
 
 def _scan_report(report: BiasReport, started: Any) -> ScanReport:
-    import uuid
-
-    from garrison import __version__
     from garrison.core.assets import Asset, AssetKind
-    from garrison.core.events import utc_now
     from garrison.core.results import ScanReport
     from garrison.data.bias_rules import bias_findings
 
     asset = Asset(kind=AssetKind.DATASET, locator=str(report.path))
-    return ScanReport(
-        run_id=uuid.uuid4().hex,
-        target=str(report.path),
-        tool_version=__version__,
-        started_at=started,
-        finished_at=utc_now(),
-        assets=(asset,),
-        findings=tuple(bias_findings(report, asset)),
+    return ScanReport.of(
+        str(report.path), assets=[asset], findings=bias_findings(report, asset), started_at=started
     )
 
 

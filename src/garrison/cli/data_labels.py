@@ -48,23 +48,13 @@ def _console(result: LabelScanResult) -> str:
 
 
 def _scan_report(result: LabelScanResult, started: Any) -> ScanReport:
-    import uuid
-
-    from garrison import __version__
     from garrison.core.assets import Asset, AssetKind
-    from garrison.core.events import utc_now
     from garrison.core.results import ScanReport
     from garrison.data.label_rules import label_findings
 
     asset = Asset(kind=AssetKind.DATASET, locator=str(result.path))
-    return ScanReport(
-        run_id=uuid.uuid4().hex,
-        target=str(result.path),
-        tool_version=__version__,
-        started_at=started,
-        finished_at=utc_now(),
-        assets=(asset,),
-        findings=tuple(label_findings(result, asset)),
+    return ScanReport.of(
+        str(result.path), assets=[asset], findings=label_findings(result, asset), started_at=started
     )
 
 

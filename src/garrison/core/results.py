@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -85,6 +87,30 @@ class ScanReport:
     def complete(self) -> bool:
         """True when every asset could be scanned."""
         return not self.errors
+
+    @classmethod
+    def of(
+        cls,
+        target: str,
+        *,
+        assets: Iterable[Asset],
+        findings: Iterable[Finding],
+        started_at: datetime,
+    ) -> ScanReport:
+        """A new run's report for an analysis that is not a file scan (a verification, a validation,
+        a bias or label check): a fresh run id, this version of Garrison, finished now."""
+        from garrison import __version__
+        from garrison.core.events import utc_now
+
+        return cls(
+            run_id=uuid.uuid4().hex,
+            target=target,
+            tool_version=__version__,
+            started_at=started_at,
+            finished_at=utc_now(),
+            assets=tuple(assets),
+            findings=tuple(findings),
+        )
 
     def severity_counts(self) -> dict[Severity, int]:
         """Number of findings per severity, every severity present, highest first."""

@@ -8,7 +8,6 @@ every renderer and the store take; :func:`describe` is the console text.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -148,19 +147,11 @@ def validation_findings(result: ValidationResult, asset: Asset) -> list[Finding]
 
 def validation_report(result: ValidationResult, *, label: str, started_at: datetime) -> ScanReport:
     """A report (for every renderer and the store) of one validation."""
-    from garrison import __version__
-    from garrison.core.events import utc_now
     from garrison.core.results import ScanReport
 
     asset = Asset(kind=AssetKind.DATASET, locator=label, size=_size(result))
-    return ScanReport(
-        run_id=uuid.uuid4().hex,
-        target=label,
-        tool_version=__version__,
-        started_at=started_at,
-        finished_at=utc_now(),
-        assets=(asset,),
-        findings=tuple(validation_findings(result, asset)),
+    return ScanReport.of(
+        label, assets=[asset], findings=validation_findings(result, asset), started_at=started_at
     )
 
 

@@ -10,7 +10,6 @@ console text.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -96,20 +95,10 @@ def verification_findings(result: Verification, *, label: str) -> tuple[list[Any
 
 def verification_report(result: Verification, *, label: str, started_at: Any) -> ScanReport:
     """A report (for every renderer and the store) of one verification."""
-    from garrison import __version__
-    from garrison.core.events import utc_now
     from garrison.core.results import ScanReport
 
     findings, assets = verification_findings(result, label=label)
-    return ScanReport(
-        run_id=uuid.uuid4().hex,
-        target=label,
-        tool_version=__version__,
-        started_at=started_at,
-        finished_at=utc_now(),
-        assets=tuple(assets),
-        findings=tuple(findings),
-    )
+    return ScanReport.of(label, assets=assets, findings=findings, started_at=started_at)
 
 
 def verification_event(result: Verification, *, label: str, actor: str = "garrison") -> Any:
