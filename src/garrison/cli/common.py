@@ -33,6 +33,26 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+ReportFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
+    ),
+]
+FailOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        metavar="SEVERITY",
+        help="Exit 1 on findings at or above this severity (info, low, medium, high, critical). "
+        "Default: the settings' fail_on.",
+        show_default=False,
+    ),
+]
+StoreFindingsOption = Annotated[
+    bool | None,
+    typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option(

@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, load, note, open_store
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    FailOnOption,
+    OutputOption,
+    ReportFormatOption,
+    StoreFindingsOption,
+    emit,
+    load,
+    note,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from garrison.data.pii_types import Entity
@@ -274,31 +285,14 @@ def validate(
             dir_okay=False,
         ),
     ],
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
     output: OutputOption = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on",
-            metavar="SEVERITY",
-            help="Exit 1 on findings at or above this severity (info, low, medium, high, critical). "
-            "Default: the settings' fail_on.",
-            show_default=False,
-        ),
-    ] = None,
+    fail_on: FailOnOption = None,
     max_examples: Annotated[
         int, typer.Option("--max-examples", metavar="N", min=0, help="Masked example values per check.")
     ] = 5,
     kind: _KIND = None,
-    store: Annotated[
-        bool | None,
-        typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
-    ] = None,
+    store: StoreFindingsOption = None,
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    OutputOption,
+    ReportFormatOption,
+    StoreFindingsOption,
+    emit,
+)
 
 if TYPE_CHECKING:
     from garrison.core.results import ScanReport
@@ -167,17 +174,9 @@ def bias(
         int,
         typer.Option("--min-group-rows", metavar="N", min=1, help="Leave smaller groups out of the metrics."),
     ] = 30,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
     output: OutputOption = None,
-    store: Annotated[
-        bool | None,
-        typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
-    ] = None,
+    store: StoreFindingsOption = None,
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:

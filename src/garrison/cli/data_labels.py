@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    FailOnOption,
+    OutputOption,
+    ReportFormatOption,
+    StoreFindingsOption,
+    emit,
+)
 
 if TYPE_CHECKING:
     from garrison.core.results import ScanReport
@@ -96,27 +104,10 @@ def labels(
             "--max-rows", metavar="N", min=1, help="Refuse a dataset with more labelled rows than N."
         ),
     ] = 100_000,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
     output: OutputOption = None,
-    fail_on: Annotated[
-        str | None,
-        typer.Option(
-            "--fail-on",
-            metavar="SEVERITY",
-            help="Exit 1 on findings at or above this severity (info, low, medium, high, critical). "
-            "Default: the settings' fail_on.",
-            show_default=False,
-        ),
-    ] = None,
-    store: Annotated[
-        bool | None,
-        typer.Option("--store/--no-store", help="Save the findings in the store.", show_default=False),
-    ] = None,
+    fail_on: FailOnOption = None,
+    store: StoreFindingsOption = None,
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, OutputOption, emit, note
+from garrison.cli.common import ConfigOption, DbOption, OutputOption, ReportFormatOption, emit, note
 
 if TYPE_CHECKING:
     from garrison.core.config import LoadedSettings
@@ -287,12 +287,7 @@ def verify(
     key: KeyOption = None,
     cert: CertOption = None,
     ignore: IgnoreOption = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", metavar="FORMAT", help="console, json, sarif or html.", show_default=False
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
     output: OutputOption = None,
     store: StoreOption = None,
     db: DbOption = None,
