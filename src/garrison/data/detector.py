@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from garrison.core.evidence import Evidence, Metric, Observation
 from garrison.core.findings import Finding, Location
@@ -11,8 +11,10 @@ from garrison.core.registry import FileDetector, FileTarget
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
 from garrison.data.pii_types import Entity
-from garrison.data.profile import ColumnFinding, DataProfile, profile_dataset
 from garrison.data.rules import DATA_RULES, PERSONAL_DATA, SECRET, UNREADABLE_ROWS
+
+if TYPE_CHECKING:
+    from garrison.data.profile import ColumnFinding, DataProfile
 
 #: Personal data that identifies a person on its own or opens their accounts: reported as high.
 HIGH_RISK = frozenset({Entity.CREDIT_CARD, Entity.IBAN, Entity.NATIONAL_ID, Entity.TAX_ID})
@@ -48,6 +50,10 @@ class PersonalDataDetector(FileDetector):
 
     def scan(self, target: FileTarget) -> Iterator[Finding]:
         """Findings for one dataset file (archive members are read from the engine's copy)."""
+        # the recognizers (phonenumbers, python-stdnum) load only when a dataset is scanned, not at
+        # start-up of every command that builds the registry
+        from garrison.data.profile import profile_dataset
+
         profile = profile_dataset(target.path)
         for entry in sorted(profile.findings.values(), key=lambda f: (f.column or "", f.entity.value)):
             yield self._finding(target, profile, entry)
