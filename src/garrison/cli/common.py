@@ -12,6 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from garrison.core.config import LoadedSettings
+    from garrison.core.results import ScanReport
     from garrison.store import Store
 
 ConfigOption = Annotated[
@@ -101,6 +102,37 @@ def emit(text: str, output: Path | None) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write the report to {output}: {exc.strerror or exc}") from None
     note(f"report written to {target}")
+
+
+def publish(
+    loaded: LoadedSettings,
+    report: ScanReport,
+    output: Path | None,
+    *,
+    console: str,
+    details: dict[str, Any],
+) -> None:
+    """Save an analysis's report in the store (unless ``--no-store``) and write it in the chosen format.
+
+    ``console`` is the command's own text; JSON is ``details`` with the standard report under
+    ``"report"``; SARIF and HTML are the standard renderers.
+    """
+    import json
+
+    settings = loaded.settings
+    if settings.store:
+        with open_store(loaded) as st:
+            st.save_report(report)
+    if settings.format == "console":
+        emit(console, output)
+        return
+    from garrison.report import render
+
+    if settings.format == "json":
+        body = details | {"report": json.loads(render(report, "json"))}
+        emit(json.dumps(body, indent=2, ensure_ascii=False), output)
+    else:
+        emit(render(report, settings.format), output)
 
 
 def note(message: str) -> None:

@@ -6,7 +6,6 @@ command parses, measures, records findings in the store, and reports.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,7 +17,6 @@ from garrison.cli.common import (
     OutputOption,
     ReportFormatOption,
     StoreFindingsOption,
-    emit,
 )
 
 if TYPE_CHECKING:
@@ -195,16 +193,12 @@ def bias(
 
     Exit codes: 0 within the policy, 1 disparity above the policy, 2 usage error, 3 unreadable input.
     """
-    from garrison.cli.common import load, open_store
-    from garrison.core.errors import UsageError
+    from garrison.cli.common import load, publish
     from garrison.core.events import utc_now
     from garrison.data.bias import DEFAULT_POSITIVE, bias_report
     from garrison.data.bias_types import BiasThresholds
 
     loaded = load({"format": fmt, "store": store, "db": db}, config_file)
-    settings = loaded.settings
-    if settings.format not in ("console", "json", "sarif", "html"):
-        raise UsageError(f"--format {settings.format!r}: use console, json, sarif or html")
     thresholds = BiasThresholds(
         max_dp_difference=max_dp_difference, min_dp_ratio=min_dp_ratio, max_eo_difference=max_eo_difference
     )
@@ -219,18 +213,5 @@ def bias(
         min_group_rows=min_group_rows,
     )
     report = _scan_report(result, started)
-    if settings.store:
-        with open_store(loaded) as st:
-            st.save_report(report)
-    if settings.format == "console":
-        emit(_console(result), output)
-    elif settings.format == "json":
-        from garrison.report import render
-
-        body = result.to_dict() | {"report": json.loads(render(report, "json"))}
-        emit(json.dumps(body, indent=2), output)
-    else:
-        from garrison.report import render
-
-        emit(render(report, settings.format), output)
+    publish(loaded, report, output, console=_console(result), details=result.to_dict())
     raise typer.Exit(1 if result.flagged else 0)

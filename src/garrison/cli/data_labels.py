@@ -7,7 +7,6 @@ examines, records the finding in the store, and reports.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,7 +19,6 @@ from garrison.cli.common import (
     OutputOption,
     ReportFormatOption,
     StoreFindingsOption,
-    emit,
 )
 
 if TYPE_CHECKING:
@@ -128,15 +126,12 @@ def labels(
     Exit codes: 0 no findings at or above --fail-on, 1 findings at or above it, 2 usage error,
     3 unreadable input.
     """
-    from garrison.cli.common import load, open_store
-    from garrison.core.errors import UsageError
+    from garrison.cli.common import load, publish
     from garrison.core.events import utc_now
     from garrison.data.label_scan import label_scan
 
     loaded = load({"format": fmt, "fail_on": fail_on, "store": store, "db": db}, config_file)
     settings = loaded.settings
-    if settings.format not in ("console", "json", "sarif", "html"):
-        raise UsageError(f"--format {settings.format!r}: use console, json, sarif or html")
     started = utc_now()
     result = label_scan(
         path,
@@ -147,17 +142,5 @@ def labels(
         max_rows=max_rows,
     )
     report = _scan_report(result, started)
-    if settings.store:
-        with open_store(loaded) as st:
-            st.save_report(report)
-    if settings.format == "console":
-        emit(_console(result), output)
-    else:
-        from garrison.report import render
-
-        if settings.format == "json":
-            body = result.to_dict() | {"report": json.loads(render(report, "json"))}
-            emit(json.dumps(body, indent=2, ensure_ascii=False), output)
-        else:
-            emit(render(report, settings.format), output)
+    publish(loaded, report, output, console=_console(result), details=result.to_dict())
     raise typer.Exit(int(report.exit_code(fail_on=settings.fail_on)))
