@@ -91,3 +91,45 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
 def test_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(env={}, cwd=tmp_path, config_file=tmp_path / "nope.toml")
+
+
+def test_bias_policy_from_a_table_a_flat_key_and_the_environment(tmp_path: Path) -> None:
+    config = write(tmp_path / "garrison.toml", "[bias]\nmax-dp-difference = 0.05\nmin-group-rows = 50\n")
+    loaded = load_settings(env={"GARRISON_BIAS_MIN_DP_RATIO": "0.9"}, cwd=tmp_path)
+    s = loaded.settings
+    assert (s.bias_max_dp_difference, s.bias_min_dp_ratio, s.bias_max_eo_difference) == (0.05, 0.9, 0.1)
+    assert s.bias_min_group_rows == 50
+    assert str(loaded.sources["bias_max_dp_difference"]) == f"file ({config})"
+    assert str(loaded.sources["bias_min_dp_ratio"]) == "env (GARRISON_BIAS_MIN_DP_RATIO)"
+    assert loaded.sources["bias_max_eo_difference"].kind == "default"
+    flagged = load_settings({"bias_max_dp_difference": 0.2}, env={}, cwd=tmp_path).settings
+    assert flagged.bias_max_dp_difference == 0.2
+    write(tmp_path / "garrison.toml", "bias-max-eo-difference = 0.25\n")
+    assert load_settings(env={}, cwd=tmp_path).settings.bias_max_eo_difference == 0.25
+
+
+def test_bias_table_in_pyproject(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", "[tool.garrison.bias]\nmin-dp-ratio = 0.75\n")
+    assert load_settings(env={}, cwd=tmp_path).settings.bias_min_dp_ratio == 0.75
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[bias]\nmin-dp-ratio = 1.5\n", "'bias-min-dp-ratio' from file"),
+        ("[bias]\nmax-eo-difference = true\n", "not a boolean"),
+        ("[bias]\ncolour = 1\n", "unknown setting 'bias-colour'"),
+        ("bias = 0.1\n", "'bias' must be a table"),
+    ],
+)
+def test_bad_bias_policy_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "garrison.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert message in info.value.message
+    assert str(config) in info.value.message
+
+
+def test_bad_bias_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GARRISON_BIAS_MAX_DP_DIFFERENCE"):
+        load_settings(env={"GARRISON_BIAS_MAX_DP_DIFFERENCE": "nan"}, cwd=tmp_path)

@@ -291,3 +291,88 @@ def test_cli_sarif_to_file_and_store(workdir: Path, disparate: Path) -> None:
     sarif = json.loads((workdir / "out.sarif").read_text())
     assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"GAR-BIAS-001", "GAR-BIAS-002"}
     assert (workdir / "g.db").exists()
+
+
+# ---------------------------------------------------------------- the policy from garrison.toml
+
+
+def _policy(workdir: Path, table: str) -> Path:
+    path = workdir / "garrison.toml"
+    path.write_text("[bias]\n" + table, encoding="utf-8")
+    return path
+
+
+def _json(*args: str) -> tuple[int, dict[str, object]]:
+    code, out = run(*args, "--format", "json", "--no-store")
+    return code, json.loads(out)
+
+
+def test_thresholds_come_from_garrison_toml(workdir: Path, disparate: Path) -> None:
+    _policy(workdir, "max-dp-difference = 0.5\nmin-dp-ratio = 0.5\nmax-eo-difference = 0.3\n")
+    base = [str(disparate), "--protected", "group", "--label", "label", "--prediction", "pred"]
+    code, body = _json(*base)
+    assert code == 0
+    assert body["thresholds"] == {"max_dp_difference": 0.5, "min_dp_ratio": 0.5, "max_eo_difference": 0.3}
+    assert body["min_group_rows"] == 30  # not in the file: the built-in default
+    code, out = run(*base, "--no-store")
+    assert "demographic parity difference    0.200  pass (policy <= 0.5)" in out
+
+
+def test_a_flag_beats_the_file_and_the_file_beats_the_default(
+    workdir: Path, disparate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _policy(workdir, "max-dp-difference = 0.5\nmin-dp-ratio = 0.5\nmax-eo-difference = 0.3\n")
+    base = [str(disparate), "--protected", "group", "--label", "label", "--prediction", "pred"]
+    code, body = _json(*base, "--max-dp-difference", "0.1")
+    assert code == 1
+    assert body["thresholds"] == {"max_dp_difference": 0.1, "min_dp_ratio": 0.5, "max_eo_difference": 0.3}
+    monkeypatch.setenv("GARRISON_BIAS_MIN_DP_RATIO", "0.7")  # the environment sits between the two
+    _, body = _json(*base)
+    assert body["thresholds"]["min_dp_ratio"] == 0.7  # type: ignore[index]
+    _, body = _json(*base, "--min-dp-ratio", "0.65")
+    assert body["thresholds"]["min_dp_ratio"] == 0.65  # type: ignore[index]
+
+
+def test_min_group_rows_from_the_file(workdir: Path, disparate: Path) -> None:
+    _policy(workdir, "min-group-rows = 5\n")
+    base = [str(disparate), "--protected", "group", "--label", "label", "--prediction", "pred"]
+    _, body = _json(*base)
+    assert body["min_group_rows"] == 5
+    (col,) = body["columns"]  # type: ignore[misc]
+    assert col["demographic_parity_difference"] == pytest.approx(0.7)  # group C (10 rows) now counts
+    _, body = _json(*base, "--min-group-rows", "30")
+    (col,) = body["columns"]  # type: ignore[misc]
+    assert col["demographic_parity_difference"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("min-dp-ratio = 1.5\n", "bias-min-dp-ratio"),
+        ("max-dp-difference = -0.1\n", "bias-max-dp-difference"),
+        ('max-eo-difference = "lots"\n', "bias-max-eo-difference"),
+        ("max-eo-difference = true\n", "bias-max-eo-difference"),
+        ("min-group-rows = 0\n", "bias-min-group-rows"),
+        ("min-group-rows = 2.5\n", "bias-min-group-rows"),
+        ("max-dp-diff = 0.1\n", "bias-max-dp-diff"),
+    ],
+)
+def test_invalid_policy_in_the_file_names_the_key_and_the_file(
+    workdir: Path, disparate: Path, table: str, key: str
+) -> None:
+    config = _policy(workdir, table)
+    result = CliRunner().invoke(
+        make_app(), ["bias", str(disparate), "--protected", "group", "--label", "label", "--no-store"]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert result.exception.exit_code == 2
+    assert key in result.exception.message
+    assert str(config) in result.exception.message
+
+
+def test_thresholds_from_settings_are_the_built_in_defaults_when_unset(tmp_path: Path) -> None:
+    from garrison.core.config import load_settings
+
+    settings = load_settings(env={}, cwd=tmp_path).settings
+    assert BiasThresholds.from_settings(settings) == BiasThresholds()
+    assert settings.bias_min_group_rows == 30

@@ -406,3 +406,16 @@ def test_cli_redact(tmp_path: Path) -> None:
 def test_scanner_finds_nothing_in_pseudonyms() -> None:
     scanner = Scanner()
     assert scanner.scan("email_3f9a1c2b7d0e credit_card_85bcdc09677d iban_405665b09ea0") == []
+
+
+def test_redacting_an_image_is_refused_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    src = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4)).save(src)
+    with pytest.raises(GarrisonError, match="cannot redact image data"):
+        redact_dataset(src, tmp_path / "out.png")
+    code, text = _run("data", "redact", str(src), "-o", str(tmp_path / "o.png"))
+    assert code == 3, text
+    assert not (tmp_path / "o.png").exists()

@@ -136,42 +136,51 @@ def bias(
         ),
     ] = None,
     max_dp_difference: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-dp-difference",
             metavar="X",
             min=0,
             max=1,
             rich_help_panel=_POLICY,
-            help="Flag a demographic parity difference above X.",
+            help="Flag a demographic parity difference above X. Default: [bias] in garrison.toml, else 0.1.",
+            show_default=False,
         ),
-    ] = 0.1,
+    ] = None,
     min_dp_ratio: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--min-dp-ratio",
             metavar="X",
             min=0,
             max=1,
             rich_help_panel=_POLICY,
-            help="Flag a demographic parity ratio below X (four-fifths rule).",
+            help="Flag a demographic parity ratio below X. Default: [bias] in garrison.toml, else 0.8.",
+            show_default=False,
         ),
-    ] = 0.8,
+    ] = None,
     max_eo_difference: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-eo-difference",
             metavar="X",
             min=0,
             max=1,
             rich_help_panel=_POLICY,
-            help="Flag an equalized odds difference above X.",
+            help="Flag an equalized odds difference above X. Default: [bias] in garrison.toml, else 0.1.",
+            show_default=False,
         ),
-    ] = 0.1,
+    ] = None,
     min_group_rows: Annotated[
-        int,
-        typer.Option("--min-group-rows", metavar="N", min=1, help="Leave smaller groups out of the metrics."),
-    ] = 30,
+        int | None,
+        typer.Option(
+            "--min-group-rows",
+            metavar="N",
+            min=1,
+            help="Leave smaller groups out of the metrics. Default: [bias] in garrison.toml, else 30.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: ReportFormatOption = None,
     output: OutputOption = None,
     store: StoreFindingsOption = None,
@@ -184,7 +193,8 @@ def bias(
     and false positive rates give equalized odds. With --label alone, the rates are the dataset's
     base rates: disparity in the training data itself. Metrics follow fairlearn's definitions;
     groups under --min-group-rows rows are shown but not compared. A value exactly at a threshold
-    is within the policy.
+    is within the policy. The policy options default to the [bias] table of garrison.toml
+    (max-dp-difference, min-dp-ratio, max-eo-difference, min-group-rows), then to built-in values.
 
     \b
     Examples:
@@ -198,10 +208,20 @@ def bias(
     from garrison.data.bias import DEFAULT_POSITIVE, bias_report
     from garrison.data.bias_types import BiasThresholds
 
-    loaded = load({"format": fmt, "store": store, "db": db}, config_file)
-    thresholds = BiasThresholds(
-        max_dp_difference=max_dp_difference, min_dp_ratio=min_dp_ratio, max_eo_difference=max_eo_difference
+    loaded = load(
+        {
+            "format": fmt,
+            "store": store,
+            "db": db,
+            "bias_max_dp_difference": max_dp_difference,
+            "bias_min_dp_ratio": min_dp_ratio,
+            "bias_max_eo_difference": max_eo_difference,
+            "bias_min_group_rows": min_group_rows,
+        },
+        config_file,
     )
+    settings = loaded.settings
+    thresholds = BiasThresholds.from_settings(settings)
     started = utc_now()
     result = bias_report(
         path,
@@ -210,7 +230,7 @@ def bias(
         prediction=prediction,
         positive=tuple(positive) if positive else DEFAULT_POSITIVE,
         thresholds=thresholds,
-        min_group_rows=min_group_rows,
+        min_group_rows=settings.bias_min_group_rows,
     )
     report = _scan_report(result, started)
     publish(loaded, report, output, console=_console(result), details=result.to_dict())

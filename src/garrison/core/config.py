@@ -10,7 +10,9 @@ Precedence, lowest first:
 4. command-line flags.
 
 Keys are written in kebab-case in files (``fail-on``) and upper snake case in the environment
-(``GARRISON_FAIL_ON``). An unknown key in a file is an error naming the file and the key.
+(``GARRISON_FAIL_ON``). The settings of one command may be grouped in a table named by their prefix:
+``[bias]`` with ``min-dp-ratio = 0.9`` sets ``bias-min-dp-ratio`` (``GARRISON_BIAS_MIN_DP_RATIO``).
+An unknown key in a file is an error naming the file and the key.
 :func:`load_settings` also returns where every value came from, for ``garrison config show``.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +116,40 @@ class Settings(BaseModel):
     archive_max_ratio: int = Field(
         default=200, ge=2, description="Highest expansion ratio of one compressed member before it is a bomb."
     )
+    bias_max_dp_difference: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="garrison data bias: flag a demographic parity difference above this.",
+    )
+    bias_min_dp_ratio: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="garrison data bias: flag a demographic parity ratio below this (four-fifths rule).",
+    )
+    bias_max_eo_difference: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="garrison data bias: flag an equalized odds difference above this.",
+    )
+    bias_min_group_rows: int = Field(
+        default=30, ge=1, description="garrison data bias: leave groups with fewer rows out of the metrics."
+    )
+
+    @field_validator(
+        "bias_max_dp_difference",
+        "bias_min_dp_ratio",
+        "bias_max_eo_difference",
+        "bias_min_group_rows",
+        mode="before",
+    )
+    @classmethod
+    def _number(cls, value: object) -> object:
+        if isinstance(value, bool):  # TOML true would otherwise pass as 1
+            raise ValueError("must be a number, not a boolean")
+        return value
 
     @field_validator("fail_on", mode="before")
     @classmethod
@@ -139,6 +175,8 @@ class Settings(BaseModel):
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(Settings.model_fields)
+SECTIONS: frozenset[str] = frozenset({"bias"})
+"""Tables a file may group settings in: ``max-dp-difference`` in ``[bias]`` is ``bias-max-dp-difference``."""
 _LIST_FIELDS = {"select", "ignore", "exclude"}
 _PATH_FIELDS = {"baseline"}
 
@@ -191,9 +229,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
 
 
+def _flatten(path: Path, table: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """The file's keys, with those of a :data:`SECTIONS` table prefixed by its name."""
+    for key, value in table.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {key!r} must be a table ([{key}]), not {type(value).__name__}")
+            yield from ((f"{key}-{sub}", item) for sub, item in value.items())
+        else:
+            yield key, value
+
+
 def _from_file(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for key, value in table.items():
+    for key, value in _flatten(path, table):
         name = key.replace("-", "_")
         if name not in SETTING_NAMES:
             raise ConfigError(

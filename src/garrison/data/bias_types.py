@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from garrison.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from garrison.core.config import Settings
 
 __all__ = [
     "DEFAULT_POSITIVE",
@@ -57,6 +60,15 @@ class BiasThresholds:
                 f"unknown bias threshold(s): {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}"
             )
         return cls(**{k: data[k] for k in known if k in data})
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BiasThresholds:
+        """The thresholds of the settings (``bias-*`` keys, the ``[bias]`` table of ``garrison.toml``)."""
+        return cls(
+            max_dp_difference=settings.bias_max_dp_difference,
+            min_dp_ratio=settings.bias_min_dp_ratio,
+            max_eo_difference=settings.bias_max_eo_difference,
+        )
 
     def to_dict(self) -> dict[str, float]:
         """JSON-compatible form."""

@@ -36,7 +36,8 @@ _NAMES = {
 
 
 class PersonalDataDetector(FileDetector):
-    """Streams CSV, TSV, JSON Lines, Parquet and text datasets and reports personal data and secrets.
+    """Streams CSV, TSV, JSON Lines, Parquet and text datasets, and the metadata of images, and reports
+    personal data and secrets.
 
     One finding per column and kind of data (GAR-PII-001, GAR-SEC-001) with the share of rows, the
     first rows and masked examples; one finding (GAR-DATA-101) for rows that could not be read as
@@ -47,6 +48,14 @@ class PersonalDataDetector(FileDetector):
     summary: ClassVar[str] = "Personal data and secrets in datasets, column by column, with masked evidence."
     rules: ClassVar[tuple[Rule, ...]] = DATA_RULES
     formats: ClassVar[frozenset[str]] = frozenset({"csv", "jsonl", "parquet", "text"})
+
+    def applies_to(self, target: FileTarget) -> bool:
+        """Datasets, and images (by their magic number) when Pillow is installed: their metadata."""
+        from garrison.data.readers_images import pillow_available, sniff_image
+
+        return super().applies_to(target) or (
+            target.asset.format == "unknown" and sniff_image(target.head) is not None and pillow_available()
+        )
 
     def scan(self, target: FileTarget) -> Iterator[Finding]:
         """Findings for one dataset file (archive members are read from the engine's copy)."""
@@ -59,6 +68,27 @@ class PersonalDataDetector(FileDetector):
             yield self._finding(target, profile, entry)
         if profile.problem_count:
             yield self._problems(target, profile)
+        if profile.kind == "image":
+            yield from self._image_identity(target)
+
+    def _image_identity(self, target: FileTarget) -> Iterator[Finding]:
+        """GAR-PII-001 for an image's GPS position, owner or device serial, whatever their text."""
+        from garrison.data.readers_images import identifying_fields, read_image
+
+        names = {
+            "location": "a GPS position",
+            "owner": "the owner or author",
+            "device-serial": "a serial number",
+        }
+        for item in identifying_fields(read_image(target.path)):
+            yield Finding.create(
+                rule=PERSONAL_DATA,
+                asset=target.asset,
+                message=f"image metadata {item.field} holds {names[item.kind]} ({item.kind}): {item.masked}",
+                detector=self.name,
+                location=Location(member=target.member, column=item.field),
+                evidence=(Observation(name="entity", actual=item.kind),),
+            )
 
     def _finding(self, target: FileTarget, profile: DataProfile, entry: ColumnFinding) -> Finding:
         secret = entry.entity is Entity.SECRET

@@ -12,6 +12,9 @@ Row numbering, per format:
   blank lines are not counted (:mod:`garrison.data.readers_csv`).
 - JSON Lines and plain text: physical line numbers from 1 (:mod:`garrison.data.readers_jsonl`).
 - Parquet: rows from 1 across row groups (:mod:`garrison.data.readers_parquet`).
+- Images: one row per image, one column per metadata field (EXIF, PNG text, comments, XMP); a
+  single image file is one row, an image folder is numbered from 1 in path order
+  (:mod:`garrison.data.readers_images`).
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from typing import IO, cast
 from garrison.core.errors import InputError, UnsupportedFormatError, UsageError
 from garrison.data.readers_common import BOM, Batch, ReadProblem, check_encoding, decode_line
 from garrison.data.readers_csv import iter_csv, sniff_dialect
+from garrison.data.readers_images import is_image_folder, iter_image_batches, sniff_image
 from garrison.data.readers_jsonl import iter_jsonl, iter_text
 
 __all__ = ["KINDS", "Batch", "ReadProblem", "detect_kind", "iter_batches"]
 
-KINDS: tuple[str, ...] = ("csv", "tsv", "jsonl", "parquet", "text")
+KINDS: tuple[str, ...] = ("csv", "tsv", "jsonl", "parquet", "text", "image", "image-folder")
 """The kinds :func:`detect_kind` returns and :func:`iter_batches` accepts."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -110,17 +114,25 @@ def _from_identification(fmt: str, delimiter: str | None, head: bytes, path: Pat
 
 
 def detect_kind(path: Path) -> str:
-    """The kind of dataset at ``path``: ``csv``, ``tsv``, ``jsonl``, ``parquet`` or ``text``.
+    """The kind of dataset at ``path``: ``csv``, ``tsv``, ``jsonl``, ``parquet``, ``text``,
+    ``image`` (one PNG, JPEG, GIF, BMP, WebP or TIFF file) or ``image-folder`` (a directory of them).
 
-    Judged by content through :func:`garrison.formats.identify.identify`; the file name only decides
-    between CSV and TSV when the content does not. A gzip file is judged by what it holds. An empty
-    file is ``text``. Raises :class:`UnsupportedFormatError` for anything else.
+    Judged by content through :func:`garrison.formats.identify.identify` and the image magic
+    numbers; the file name only decides between CSV and TSV when the content does not. A gzip file
+    is judged by what it holds. An empty file is ``text``. Raises :class:`UnsupportedFormatError`
+    for anything else, a directory that is not an image folder included.
     """
     from garrison.formats.identify import identify
     from garrison.formats.info import Identification
     from garrison.formats.source import Source
     from garrison.formats.text import sniff_text
 
+    if path.is_dir():
+        if is_image_folder(path):
+            return "image-folder"
+        raise UnsupportedFormatError(
+            f"{path}: a directory that is not an image folder", hint="name a dataset file in it"
+        )
     head, size, gz = _read_head(path)
     if not head:
         return "text"
@@ -129,6 +141,8 @@ def detect_kind(path: Path) -> str:
         found = found or Identification(format="unknown")
     else:
         found = identify(path, head, size)
+        if found.format == "unknown" and sniff_image(head) is not None:
+            return "image"
     return _from_identification(found.format, found.detail("delimiter"), head, path)
 
 
@@ -161,7 +175,8 @@ def iter_batches(
 ) -> Iterator[Batch]:
     """Batches of the rows of the dataset at ``path``.
 
-    ``kind`` is one of :data:`KINDS`, or ``None`` to :func:`detect_kind` it. ``encoding`` ``None``
+    ``kind`` is one of :data:`KINDS`, or ``None`` to :func:`detect_kind` it; ``path`` may be an
+    image folder. ``encoding`` ``None``
     reads UTF-8 and decodes any line that is not as cp1252 (latin-1 when cp1252 fails), with a
     problem; any other encoding is used for every line. ``header`` (CSV/TSV only) forces the first
     row to be, or not to be, the header; ``None`` guesses. An empty file yields no batch.
@@ -177,6 +192,9 @@ def iter_batches(
     codec = check_encoding(encoding)
     if kind is None:
         kind = detect_kind(path)
+    if kind in ("image", "image-folder"):
+        yield from iter_image_batches(path, batch_rows=batch_rows)
+        return
     if kind == "parquet":
         from garrison.data.readers_parquet import iter_parquet
 

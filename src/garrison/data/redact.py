@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from garrison.core.errors import InputError, UsageError
+from garrison.core.errors import InputError, UnsupportedFormatError, UsageError
 from garrison.data.pii import Scanner, mask
 from garrison.data.pii_types import Entity, Match
 from garrison.data.profile import KEEP_EXAMPLES, KEEP_PROBLEMS, _scan_column
@@ -302,7 +302,13 @@ def redact_dataset(
     dropped = tuple(dict.fromkeys(drop_columns))
     if dropped and kind == "text":
         raise UsageError(f"{src}: plain text has no columns to drop")
-    writer = redact_formats.WRITERS[kind]
+    writer = redact_formats.WRITERS.get(kind)
+    if writer is None:
+        raise UnsupportedFormatError(
+            f"{src}: cannot redact {kind.replace('-', ' ')} data",
+            hint="redaction writes CSV, JSON Lines, Parquet and plain text; "
+            "image metadata is found by `garrison scan data`",
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
