@@ -49,6 +49,7 @@ def builtin_detectors() -> tuple[type[Detector], ...]:
 
 def default_registry(*, plugins: bool = True) -> Registry:
     """A registry with the engine's rules, every built-in detector and, unless told not to, plugins."""
+    from garrison.data.backdoor_rules import BACKDOOR_RULES
     from garrison.data.bias_rules import BIAS_RULES
     from garrison.data.label_rules import LABEL_RULES
     from garrison.data.schema_rules import SCHEMA_RULES
@@ -61,6 +62,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     registry.add_rules(BIAS_RULES, owner="data.bias")
     registry.add_rules(SCHEMA_RULES, owner="data.schema")
     registry.add_rules(LABEL_RULES, owner="data.labels")
+    registry.add_rules(BACKDOOR_RULES, owner="data.backdoor")
     for detector in builtin_detectors():
         registry.add(detector)
     for old, new in RULE_REDIRECTS.items():

@@ -48,8 +48,31 @@ def _console(result: LabelScanResult) -> str:
             )
         if count > _SHOWN:
             lines.append(f"{'':>8}  ... {count - _SHOWN:,} more")
+    if result.duplicates:
+        lines += ["", f"{len(result.duplicates):,} groups of duplicate rows with conflicting labels:"]
+        for group in result.duplicates[:_SHOWN]:
+            labels = " vs ".join(repr(printable(v)) for v in dict.fromkeys(group.labels))
+            kind = "exact" if group.exact else f"distance {group.distance:.2f}"
+            lines.append(f"  rows {', '.join(map(str, group.rows))}: {labels} ({kind})")
+    if result.outliers:
+        lines += ["", f"{len(result.outliers):,} outlying rows (mean neighbour distance over the median):"]
+        lines.append("  " + ", ".join(f"{o.row} ({o.score:.1f}x)" for o in result.outliers[:_SHOWN]))
     lines += [f"note: {printable(n)}" for n in result.notes]
-    lines += ["", "FLAGGED: probable label issues" if result.issues else "OK: no label issues found"]
+    flagged = [
+        name
+        for name, present in (
+            ("probable label issues", result.issues),
+            ("conflicting duplicates", result.duplicates),
+            ("outliers", result.outliers),
+        )
+        if present
+    ]
+    lines += [
+        "",
+        f"FLAGGED: {', '.join(flagged)}"
+        if flagged
+        else "OK: no label issues, conflicting duplicates or outliers",
+    ]
     return "\n".join(lines)
 
 
@@ -102,6 +125,15 @@ def labels(
             "--max-rows", metavar="N", min=1, help="Refuse a dataset with more labelled rows than N."
         ),
     ] = 100_000,
+    duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--duplicates/--no-duplicates", help="Also look for duplicate rows with conflicting labels."
+        ),
+    ] = True,
+    outliers: Annotated[
+        bool, typer.Option("--outliers/--no-outliers", help="Also look for rows far from the rest.")
+    ] = True,
     fmt: ReportFormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
@@ -109,11 +141,13 @@ def labels(
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:
-    """Find probably mislabelled rows with confident learning, from out-of-sample predictions.
+    """Find mislabelled rows (confident learning), duplicates with conflicting labels, and outliers.
 
     A model is fitted by 5-fold cross-validation on the numeric feature columns, so each row is
     judged by a model that never saw it; rows whose label the model confidently contradicts are
-    flagged, most likely first (GAR-DATA-301, one finding per dataset). Empty feature values are
+    flagged, most likely first (GAR-DATA-301, one finding per dataset). Rows identical or nearly
+    identical to others but labelled differently (GAR-DATA-302) and rows far from every other row
+    (GAR-DATA-303, low) are reported too. Empty feature values are
     imputed with the column mean; a value that is not a number is an error. The whole dataset is
     held in memory: datasets over --max-rows labelled rows are refused.
 
@@ -140,6 +174,8 @@ def labels(
         exclude=tuple(exclude or ()),
         method=method,
         max_rows=max_rows,
+        duplicates=duplicates,
+        outliers=outliers,
     )
     report = _scan_report(result, started)
     publish(loaded, report, output, console=_console(result), details=result.to_dict())

@@ -19,6 +19,7 @@ from garrison.cli import (
     config,
     crypt,
     data,
+    data_backdoor,
     data_bias,
     data_labels,
     load,
@@ -81,6 +82,7 @@ app.command("verify")(signing.verify)
 app.command("watch")(signing.watch)
 data.data_app.command("bias")(data_bias.bias)
 data.data_app.command("labels")(data_labels.labels)
+data.data_app.command("backdoor")(data_backdoor.backdoor)
 app.add_typer(data.data_app, name="data")
 
 

@@ -7,27 +7,30 @@ feature matrix and a label vector, then runs confident learning
 whole dataset in memory, so the number of rows is bounded (``max_rows``) and a larger file is refused
 rather than sampled silently.
 
-- Features: the named columns (``features``), or else every column other than the label whose first
-  non-empty value is a number; ``exclude`` removes columns from either. A feature value that is not a
-  number is a :class:`UsageError` naming the column and the row. Empty values (and ``nan``) are
-  imputed with the column mean, with a note.
-- Labels: the label column's text values, mapped to ``0 .. K-1`` in sorted order (numerically when
-  every label is a number). Rows without a label are left out, with a note.
-- Issues carry the reader's row numbers (for CSV the header is row 0) and the original label texts.
+The loading (which columns are features, imputation, label order) is
+:func:`garrison.data.table_matrix.load_labelled_matrix`'s. Issues carry the reader's row numbers (for
+CSV the header is row 0) and the original label texts.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from garrison.core.errors import InputError, UsageError
+from garrison.core.errors import UsageError
 from garrison.data.labels import METHODS, Method
+from garrison.data.table_matrix import load_labelled_matrix
 
-__all__ = ["DEFAULT_MAX_ROWS", "LabelRowIssue", "LabelScanResult", "label_scan"]
+__all__ = [
+    "DEFAULT_MAX_ROWS",
+    "DuplicateConflict",
+    "LabelRowIssue",
+    "LabelScanResult",
+    "OutlierRow",
+    "label_scan",
+]
 
 DEFAULT_MAX_ROWS = 100_000
 """Default bound on the rows loaded for the model fit."""
@@ -66,6 +69,45 @@ class LabelRowIssue:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateConflict:
+    """Rows with identical or near-identical features and different labels."""
+
+    rows: tuple[int, ...]
+    """The rows' numbers (as the reader gave them)."""
+    labels: tuple[str, ...]
+    """Each row's label, as written in the file."""
+    exact: bool
+    """True when the features are identical."""
+    distance: float
+    """Largest distance between linked rows, in standardised features (0 when exact)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form."""
+        return {
+            "rows": list(self.rows),
+            "labels": list(self.labels),
+            "exact": self.exact,
+            "distance": round(self.distance, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutlierRow:
+    """A row far from every other row."""
+
+    row: int
+    """The row number."""
+    label: str
+    """Its label, as written in the file."""
+    score: float
+    """Mean distance to its nearest neighbours over the dataset's median of that distance."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form."""
+        return {"row": self.row, "label": self.label, "score": round(self.score, 6)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LabelScanResult:
     """The label issues of one dataset file and what they were found from."""
 
@@ -87,6 +129,10 @@ class LabelScanResult:
     """How many rows the calibrated confident joint says are mislabelled."""
     issues: tuple[LabelRowIssue, ...]
     """The flagged rows, most likely mislabelled first."""
+    duplicates: tuple[DuplicateConflict, ...] = ()
+    """Groups of duplicate or near-duplicate rows with conflicting labels, largest first."""
+    outliers: tuple[OutlierRow, ...] = ()
+    """Rows far from every other row, most outlying first."""
     notes: tuple[str, ...] = ()
     """What was done to the data on the way (imputation, columns left out, read problems)."""
 
@@ -109,113 +155,10 @@ class LabelScanResult:
             "issue_share": round(self.share, 6),
             "estimated_issue_count": self.estimated_issue_count,
             "issues": [issue.to_dict() for issue in self.issues],
+            "duplicate_conflicts": [group.to_dict() for group in self.duplicates],
+            "outliers": [row.to_dict() for row in self.outliers],
             "notes": list(self.notes),
         }
-
-
-_MISSING = math.nan
-
-
-class _Column:
-    """One candidate feature column: its values as floats, and whether it is still a candidate."""
-
-    __slots__ = ("first_row", "missing", "name", "state", "values")
-
-    def __init__(self, name: str, rows_before: int) -> None:
-        self.name = name
-        self.values: list[float] = [_MISSING] * rows_before
-        self.missing = rows_before
-        self.state = "unknown"  # unknown (only empty so far), numeric, text (left out)
-        self.first_row: int | None = None
-
-
-def _parse(text: str | None) -> float | None:
-    """The number in ``text``; ``nan`` for an empty value; ``None`` when it is not a number."""
-    if text is None or not text.strip():
-        return _MISSING
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else _MISSING
-
-
-class _Loader:
-    """Collects the label texts, row numbers and numeric feature values, batch by batch."""
-
-    def __init__(
-        self, path: Path, label: str, features: Sequence[str] | None, exclude: set[str], max_rows: int
-    ) -> None:
-        self.path = path
-        self.label = label
-        self.named = list(dict.fromkeys(features)) if features else None
-        self.exclude = exclude
-        self.max_rows = max_rows
-        self.columns: dict[str, _Column] = {}
-        self.seen: set[str] = set()
-        self.row_numbers: list[int] = []
-        self.labels: list[str] = []
-        self.skipped = 0
-        self.problems = 0
-        self.first_problem: str | None = None
-
-    def _wanted(self, name: str) -> bool:
-        if name == self.label or name in self.exclude:
-            return False
-        return self.named is None or name in self.named
-
-    def add(self, columns: Sequence[str], rows: Sequence[tuple[int, tuple[str | None, ...]]]) -> None:
-        index = {name: i for i, name in enumerate(columns)}
-        self.seen.update(columns)
-        for name in columns:
-            if name not in self.columns and self._wanted(name):
-                self.columns[name] = _Column(name, len(self.labels))
-        li = index.get(self.label)
-        where = [(column, index.get(column.name)) for column in self.columns.values()]
-        for number, values in rows:
-            given = values[li] if li is not None and li < len(values) else None
-            if given is None or not given.strip():
-                self.skipped += 1
-                continue
-            if len(self.labels) >= self.max_rows:
-                raise UsageError(
-                    f"{self.path}: has more than {self.max_rows:,} labelled rows; the model fit holds "
-                    "the whole dataset in memory",
-                    hint="raise --max-rows if the memory allows, or run on a sample of the rows",
-                )
-            self.labels.append(given)
-            self.row_numbers.append(number)
-            for column, i in where:
-                self._value(column, values[i] if i is not None and i < len(values) else None, number)
-
-    def _value(self, column: _Column, text: str | None, row: int) -> None:
-        if column.state == "text":
-            return
-        value = _parse(text)
-        if value is None:
-            if column.state == "unknown" and self.named is None:
-                column.state = "text"  # a text column: not a feature
-                column.values = []
-                return
-            raise UsageError(
-                f"{self.path}: feature column {column.name!r} holds a value that is not a number "
-                f"at row {row}",
-                hint="leave the column out with --exclude, or name the features with --feature",
-            )
-        if math.isnan(value):
-            column.missing += 1
-        elif column.state == "unknown":
-            column.state = "numeric"
-            column.first_row = row
-        column.values.append(value)
-
-
-def _class_order(texts: set[str]) -> list[str]:
-    """The label texts sorted numerically when all are numbers, else as text."""
-    try:
-        return sorted(texts, key=lambda t: (float(t), t))
-    except ValueError:
-        return sorted(texts)
 
 
 def label_scan(
@@ -229,56 +172,30 @@ def label_scan(
     kind: str | None = None,
     folds: int = 5,
     seed: int = 0,
+    duplicates: bool = True,
+    outliers: bool = True,
 ) -> LabelScanResult:
     """Find the rows of the dataset at ``path`` whose ``label`` is probably wrong (see the module docs).
 
     Raises :class:`UsageError` for a missing column, a non-numeric feature value, too many rows or
     bad arguments, and :class:`InputError` when the file cannot be read or holds no labelled rows.
     """
-    import numpy as np
-
+    from garrison.data import suspects
     from garrison.data.labels import find_label_issues, out_of_sample_probabilities
-    from garrison.data.readers import iter_batches
 
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r}", hint=f"use one of {', '.join(METHODS)}")
     if max_rows < 1:
         raise UsageError("max_rows must be at least 1")
-    path = Path(path)
-    loader = _Loader(path, label, features, set(exclude), max_rows)
-    for batch in iter_batches(path, kind=kind):
-        if batch.columns is None:
-            raise UsageError(f"{path}: plain text has no columns; use CSV, TSV, JSON Lines or Parquet")
-        loader.problems += len(batch.problems)
-        if batch.problems and loader.first_problem is None:
-            loader.first_problem = batch.problems[0].message
-        loader.add(batch.columns, batch.rows)
-    if not loader.seen:
-        raise InputError(f"{path}: holds no rows to examine")
-    missing = [c for c in (label, *(features or ()), *exclude) if c not in loader.seen]
-    if missing:
-        raise UsageError(f"{path}: no column named {', '.join(map(repr, dict.fromkeys(missing)))}")
-    if not loader.labels:
-        raise InputError(f"{path}: no row has a value in the label column {label!r}")
-
-    rows = len(loader.labels)
-    notes: list[str] = []
-    if loader.skipped:
-        notes.append(f"{loader.skipped:,} rows without a label left out")
-    if loader.problems:
-        notes.append(f"{loader.problems:,} read problems, the first: {loader.first_problem}")
-    names, matrix = _feature_matrix(loader, path, notes)
-
-    classes = _class_order(set(loader.labels))
-    if len(classes) < 2:
-        raise UsageError(f"{path}: the label column {label!r} has only one value, {classes[0]!r}")
-    code = {text: i for i, text in enumerate(classes)}
-    y = np.array([code[t] for t in loader.labels], dtype=np.int64)
-    probs = out_of_sample_probabilities(matrix, y, folds=folds, seed=seed, class_count=len(classes))
+    table = load_labelled_matrix(
+        path, label=label, features=features, exclude=exclude, max_rows=max_rows, kind=kind
+    )
+    classes, y = table.classes, table.y
+    probs = out_of_sample_probabilities(table.matrix, y, folds=folds, seed=seed, class_count=len(classes))
     found = find_label_issues(y, probs, method=cast(Method, method))
     issues = tuple(
         LabelRowIssue(
-            row=loader.row_numbers[issue.index],
+            row=table.row_numbers[issue.index],
             given=classes[issue.given_label],
             suggested=classes[issue.suggested_label],
             given_probability=issue.given_probability,
@@ -293,49 +210,34 @@ def label_scan(
         )
         for issue in found.issues
     )
+    numbers = table.row_numbers
+    conflicts = tuple(
+        DuplicateConflict(
+            rows=tuple(numbers[r] for r in group.rows),
+            labels=tuple(classes[v] for v in group.labels),
+            exact=group.exact,
+            distance=group.distance,
+        )
+        for group in (suspects.conflicting_duplicates(table.matrix, y) if duplicates else [])
+    )
+    far = tuple(
+        OutlierRow(row=numbers[o.row], label=classes[o.label], score=o.score)
+        for o in (suspects.outliers(table.matrix, y) if outliers else [])
+    )
     return LabelScanResult(
-        path=path,
+        path=Path(path),
         label=label,
-        features=names,
-        classes=tuple(classes),
-        rows=rows,
-        skipped_rows=loader.skipped,
+        features=table.features,
+        classes=classes,
+        rows=len(y),
+        skipped_rows=table.skipped,
         method=method,
         estimated_issue_count=found.estimated_issue_count,
         issues=issues,
-        notes=tuple(notes),
+        duplicates=conflicts,
+        outliers=far,
+        notes=table.notes,
     )
-
-
-def _feature_matrix(loader: _Loader, path: Path, notes: list[str]) -> tuple[tuple[str, ...], Any]:
-    """The numeric feature columns and their ``(rows, features)`` matrix, empty values imputed."""
-    import numpy as np
-
-    rows = len(loader.labels)
-    used: list[_Column] = []
-    for column in loader.columns.values():
-        column.values += [_MISSING] * (rows - len(column.values))  # absent from later batches
-        column.missing = sum(1 for v in column.values if math.isnan(v))
-        if column.state == "text":
-            notes.append(f"column {column.name!r} is not numeric: left out of the features")
-        elif column.state == "unknown":
-            notes.append(f"column {column.name!r} has no values: left out of the features")
-        else:
-            used.append(column)
-    if not used:
-        raise UsageError(
-            f"{path}: no numeric feature column besides the label {loader.label!r}",
-            hint="name the features with --feature",
-        )
-    matrix = np.array([c.values for c in used], dtype=np.float64).T
-    for j, column in enumerate(used):
-        if column.missing:
-            mean = float(np.nanmean(matrix[:, j]))
-            matrix[np.isnan(matrix[:, j]), j] = mean
-            notes.append(
-                f"column {column.name!r}: {column.missing:,} empty values imputed with the mean {mean:.4g}"
-            )
-    return tuple(c.name for c in used), matrix
 
 
 def _reason(given: str, suggested: str, p_given: float, p_suggested: float) -> str:
