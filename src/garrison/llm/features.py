@@ -1,0 +1,203 @@
+"""Hashed character and word n-gram features, computed with numpy only.
+
+Every n-gram is hashed with a polynomial hash over code points (wrapping 64-bit arithmetic, so it is
+the same in every process and on every platform: Python's own ``hash`` is salted per process), mixed
+with the splitmix64 finaliser, and folded into ``2**bits`` buckets with a sign taken from the top
+bit, so collisions cancel out on average rather than add up. Counts are damped (``1 + log(count)``)
+and each family (character n-grams, word n-grams) is scaled to unit length before the two are added,
+the word family weighted by ``word_weight``.
+
+Character n-grams are word-boundary aware: an n-gram may start or end on a space but never has one
+inside, so ``"ignore previous"`` yields ``" ign"`` and ``"ous "`` but no n-gram that straddles the
+two words. Text without spaces (Chinese, Japanese) is one long "word", which is what a character
+model of such text should see.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_MOD = 1 << 64
+_BASE = 0x100000001B3  # odd, so it has an inverse modulo 2**64
+_BASE_INV = pow(_BASE, -1, _MOD)
+_WORD = re.compile(r"\w+")
+_SPACE_CODE = 32
+
+U64 = npt.NDArray[np.uint64]
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureConfig:
+    """What the featuriser computes. Saved beside the weights; a model only works with its own."""
+
+    bits: int = 20
+    """Number of hash buckets is ``2**bits``."""
+    char_min: int = 2
+    """Shortest character n-gram."""
+    char_max: int = 5
+    """Longest character n-gram."""
+    word_max: int = 2
+    """Longest word n-gram (1 = words only, 2 = words and pairs of adjacent words)."""
+    word_weight: float = 0.7
+    """Weight of the unit-length word family relative to the character family."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form."""
+        return {
+            "bits": self.bits,
+            "char_min": self.char_min,
+            "char_max": self.char_max,
+            "word_max": self.word_max,
+            "word_weight": self.word_weight,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return cls(
+            bits=int(data["bits"]),
+            char_min=int(data["char_min"]),
+            char_max=int(data["char_max"]),
+            word_max=int(data["word_max"]),
+            word_weight=float(data["word_weight"]),
+        )
+
+
+class _Powers:
+    """``BASE**i`` and ``BASE**-i`` modulo 2**64, grown on demand."""
+
+    def __init__(self) -> None:
+        self.fwd: U64 = np.ones(1, dtype=np.uint64)
+        self.inv: U64 = np.ones(1, dtype=np.uint64)
+
+    def ensure(self, n: int) -> None:
+        if n <= self.fwd.shape[0]:
+            return
+        size = max(n, 2 * self.fwd.shape[0], 4096)
+        fwd = np.full(size, _BASE, dtype=np.uint64)
+        fwd[0] = 1
+        inv = np.full(size, _BASE_INV, dtype=np.uint64)
+        inv[0] = 1
+        self.fwd = np.cumprod(fwd, dtype=np.uint64)
+        self.inv = np.cumprod(inv, dtype=np.uint64)
+
+
+_POWERS = _Powers()
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64 finaliser (array in, array out; uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _salt(family: int, n: int) -> np.uint64:
+    return np.uint64((family * 0x9E3779B97F4A7C15 + n * 0xD1B54A32D192ED03) % _MOD)
+
+
+def _buckets(keys: U64, segments: I64, bits: int, count: int) -> tuple[I64, I64, F32]:
+    """(segment, bucket, value) triples for hashed keys of several texts, one row per used bucket.
+
+    Counts are signed by the hash's top bit, damped to ``1 + log(count)``, and scaled to unit length
+    within each text.
+    """
+    mixed = _mix(keys)
+    mask = np.uint64((1 << bits) - 1)
+    index = (mixed & mask).astype(np.int64)
+    sign = np.where((mixed >> np.uint64(63)) == 1, -1.0, 1.0)
+    composite = (segments << np.int64(bits)) | index
+    uniq, inverse = np.unique(composite, return_inverse=True)
+    signed = np.bincount(inverse.ravel(), weights=sign, minlength=uniq.shape[0])
+    keep = signed != 0
+    uniq, signed = uniq[keep], signed[keep]
+    value = np.sign(signed) * (1.0 + np.log(np.abs(signed)))
+    owner = uniq >> np.int64(bits)
+    norms = np.sqrt(np.bincount(owner, weights=value * value, minlength=count))
+    value = value / norms[owner]
+    return owner, uniq & np.int64((1 << bits) - 1), value.astype(np.float32)
+
+
+def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I64, I64, F32]:
+    """Sparse feature vectors of several already normalised texts, computed together.
+
+    Returns ``(rows, indices, values)``: entry ``k`` says that text ``rows[k]`` has ``values[k]`` in
+    bucket ``indices[k]``. Pairs may repeat (the character and word families can share a bucket);
+    a dot product or a sparse matrix built from them adds repeats up, which is what is meant.
+    Doing many texts at once costs little more than one text of the same total length.
+    """
+    count = len(normalized)
+    if count == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    padded = [" " + text + " " for text in normalized]
+    joined = "".join(padded)
+    segment = np.repeat(np.arange(count, dtype=np.int64), [len(p) for p in padded])
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    length = codes.shape[0]
+    _POWERS.ensure(length + 1)
+    prefix = np.zeros(length + 1, dtype=np.uint64)
+    np.cumsum(codes * _POWERS.fwd[:length], dtype=np.uint64, out=prefix[1:])
+    spaces = np.zeros(length + 1, dtype=np.int64)
+    np.cumsum(codes == _SPACE_CODE, out=spaces[1:])
+
+    char_keys: list[U64] = []
+    char_rows: list[I64] = []
+    for n in range(config.char_min, config.char_max + 1):
+        if length < n:
+            break
+        start = np.arange(length - n + 1)
+        ok = (spaces[start + n - 1] == spaces[start + 1]) & (segment[start] == segment[start + n - 1])
+        start = start[ok]
+        grams = (prefix[start + n] - prefix[start]) * _POWERS.inv[start]
+        char_keys.append(grams ^ _salt(1, n))
+        char_rows.append(segment[start])
+    rows, index, values = _buckets(
+        np.concatenate(char_keys) if char_keys else np.zeros(0, dtype=np.uint64),
+        np.concatenate(char_rows) if char_rows else np.zeros(0, dtype=np.int64),
+        config.bits,
+        count,
+    )
+
+    spans = [m.span() for m in _WORD.finditer(joined)]
+    if not spans:
+        return rows, index, values
+    bounds = np.asarray(spans, dtype=np.int64)
+    word_row = segment[bounds[:, 0]]
+    words = _mix((prefix[bounds[:, 1]] - prefix[bounds[:, 0]]) * _POWERS.inv[bounds[:, 0]])
+    word_keys = [words ^ _salt(2, 1)]
+    word_rows = [word_row]
+    total = words.shape[0]
+    for n in range(2, config.word_max + 1):
+        if total < n:
+            break
+        combined = words[: total - n + 1].copy()
+        for k in range(1, n):
+            combined = _mix(combined * np.uint64(_BASE) + words[k : total - n + 1 + k])
+        same = word_row[: total - n + 1] == word_row[n - 1 :]
+        word_keys.append(combined[same] ^ _salt(2, n))
+        word_rows.append(word_row[: total - n + 1][same])
+    w_rows, w_index, w_values = _buckets(
+        np.concatenate(word_keys), np.concatenate(word_rows), config.bits, count
+    )
+    return (
+        np.concatenate([rows, w_rows]),
+        np.concatenate([index, w_index]),
+        np.concatenate([values, w_values * np.float32(config.word_weight)]),
+    )
+
+
+def featurize(normalized: str, config: FeatureConfig) -> tuple[I64, F32]:
+    """Sparse feature vector of one already normalised text: (bucket indices, values)."""
+    _, index, values = featurize_many([normalized], config)
+    return index, values
