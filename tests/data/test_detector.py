@@ -160,3 +160,34 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path: Path) -> None:
     assert peak < os.path.getsize(path) / 2, (
         f"peak {peak / 2**20:.0f} MiB for a {os.path.getsize(path) / 2**20:.0f} MiB file"
     )
+
+
+def test_remembered_values_change_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated values are looked up, not scanned again: the profile is the one a full scan gives."""
+    import garrison.data.profile as profile_module
+
+    path = tmp_path / "repeats.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "phone", "card", "note"])
+        for i in range(3_000):
+            writer.writerow(
+                [
+                    ["Ana Smith", "Ben Okafor", "Chloe Rossi"][i % 3],
+                    f"+44 20 7946 {i % 40:04d}",
+                    CARDS[i % 3] if i % 7 == 0 else "",
+                    "call me on +1 415 555 2671" if i % 5 == 0 else f"order {i}",
+                ]
+            )
+
+    def summary(found: profile_module.DataProfile) -> list[tuple[object, ...]]:
+        return [
+            (key, f.rows, f.matches, f.validated, sorted(f.kinds.items()), f.first_rows, f.examples)
+            for key, f in sorted(found.findings.items(), key=lambda kv: (kv[0][0] or "", kv[0][1].value))
+        ]
+
+    remembered = profile_dataset(path, batch_rows=500)
+    monkeypatch.setattr(profile_module, "MEMO_ENTRIES", 0)
+    scanned = profile_dataset(path, batch_rows=500)
+    assert summary(remembered) == summary(scanned)
+    assert remembered.findings[("phone", Entity.PHONE)].rows == 3_000

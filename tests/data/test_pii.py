@@ -7,6 +7,7 @@ import itertools
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -222,7 +223,7 @@ def test_scan_never_raises_and_spans_are_sound(text: str) -> None:
         assert a.end <= b.start or a.entity is not b.entity
 
 
-def _corpus_module():  # type: ignore[no-untyped-def]
+def _corpus_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_pii_corpus", CORPUS_SCRIPT)
     assert spec is not None
     assert spec.loader is not None
@@ -259,3 +260,146 @@ def test_corpus_f1() -> None:
         precision, recall = tp_pred / n_pred, tp_gold / n_gold
         f1 = 2 * precision * recall / (precision + recall)
         assert f1 >= 0.9, (entity, precision, recall)
+
+
+# ---------------------------------------------------------------- scanning many values at once
+
+
+@pytest.mark.parametrize("min_score", [0.5, 0.0])
+def test_scan_many_finds_what_scan_finds_on_the_corpus(min_score: float) -> None:
+    records = _corpus_module().make(600, 5)
+    scanner = Scanner(min_score=min_score)
+    columns: dict[str | None, list[str]] = {}
+    for record in records:
+        columns.setdefault(record["column"], []).append(record["text"])
+    for column, texts in columns.items():
+        for order in (texts, texts[::-1]):  # a value's neighbours change nothing
+            expected = [scanner.scan(t, column=column) for t in order]
+            assert scanner.scan_many(order, column=column) == expected
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("0123456789 -+./:@()abcDEX_=eyIBAN\n\x00"), max_size=40)
+        | st.sampled_from(
+            [
+                "Call me at",
+                "4155552671",
+                "born",
+                "12/03/1985",
+                "SSN",
+                "536904399",
+                "1:2:3:4:5:6:1.2.3.4",
+                "a:b:c:d:e:f:g",
+                "nee 1985-03-12",
+                "AKIAIOSFODNN7EXAMPLE",
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "-----END RSA PRIVATE KEY-----",
+                "12 rue",
+                "de la Paix",
+                "jane@example.com",
+            ]
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([None, "phone", "dob", "full_name", "street_address", "ssn"]),
+)
+def test_scan_many_is_scan_per_value(texts: list[str], column: str | None) -> None:
+    """NUL joins the values and no recognizer looks across it: context, dates, keys stay in their value."""
+    scanner = Scanner(min_score=0.0)
+    expected = [scanner.scan(t, column=column) for t in texts]
+    assert scanner.scan_many(texts, column=column) == expected
+    seen: list[list[tuple[Entity, str]]] = [[] for _ in texts]
+    for i, scanned, m in scanner.iter_matches(texts, column=column):
+        seen[i].append((m.entity, scanned[m.start : m.end]))
+    assert seen == [
+        [(m.entity, t[m.start : m.end]) for m in ms] for t, ms in zip(texts, expected, strict=True)
+    ]
+
+
+def test_context_does_not_leak_between_values() -> None:
+    assert SCANNER.scan_many(["Call me at", "4155552671"]) == [[], []]
+    assert SCANNER.scan_many(["born", "12/03/1985"]) == [[], []]
+    assert SCANNER.scan_many(["SSN", "536904399"]) == [[], SCANNER.scan("536904399")]
+
+
+def test_scan_many_keeps_empty_texts_and_texts_with_nul() -> None:
+    texts = ["", "mail a@b.io", "x\x00a@b.io", "a@b.io"]
+    assert SCANNER.scan_many(texts) == [SCANNER.scan(t) for t in texts]
+
+
+def _phone_reference(run: str, regions: tuple[str, ...]) -> tuple[str | None, bool] | None:
+    """The first version of the phone check, one region after the other through ``phonenumbers``."""
+    import phonenumbers
+
+    possible = None
+    for region in (None,) if run.startswith("+") else regions:
+        try:
+            number = phonenumbers.parse(run, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.region_code_for_number(number), True
+        if possible is None and phonenumbers.is_possible_number(number):
+            possible = number
+    return None if possible is None else (phonenumbers.region_code_for_number(possible), False)
+
+
+def test_phone_check_matches_the_plain_phonenumbers_loop() -> None:
+    import random
+
+    from garrison.data.pii import DEFAULT_REGIONS
+    from garrison.data.pii_numbers import NumberRecognizer
+
+    rng = random.Random(11)
+    recognizer = NumberRecognizer(entities=frozenset(Entity), regions=DEFAULT_REGIONS)
+    prefixes = ["", "", "", "00", "011", "0", "1", "44", "49", "33", "91", "0044", "001", "+", "+1", "+44"]
+    for _ in range(1500):
+        digits = rng.choice(prefixes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 13)))
+        run = "".join(c + (rng.choice(" -./") if rng.random() < 0.2 else "") for c in digits).rstrip(" -./")
+        assert recognizer._parse_phone(run) == _phone_reference(run, DEFAULT_REGIONS), run
+
+
+def test_iban_check_matches_stdnum() -> None:
+    import random
+    import string
+
+    from stdnum import iban, numdb
+
+    from garrison.data.pii_text import _iban_ok
+
+    rng = random.Random(3)
+    registry = numdb.get("iban")
+    countries = [*(prefix[1] for prefix in registry.prefixes), "XX"]
+    for _ in range(3000):
+        country = rng.choice(countries)
+        layout = registry.info(country)[0][1].get("bban", "4!n10!c")
+        body = ""
+        for count, kind in re.findall(r"(\d+)!([nac])", layout):
+            alphabet = {
+                "n": string.digits,
+                "a": string.ascii_uppercase,
+                "c": string.ascii_uppercase + "0123456789",
+            }
+            body += "".join(rng.choice(alphabet[kind]) for _ in range(int(count)))
+        if rng.random() < 0.2:
+            body = body[:-1]
+        number = country + iban.calc_check_digits(country + "00" + body) + body
+        if rng.random() < 0.2:
+            at = rng.randrange(len(number))
+            number = number[:at] + rng.choice(string.digits + string.ascii_uppercase) + number[at + 1 :]
+        if rng.random() < 0.4:
+            number = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+        assert _iban_ok(number) == iban.is_valid(number), number
+
+
+def test_shape_flags_are_never_wrong_when_false() -> None:
+    from garrison.data.pii_find import shape
+
+    for text in ["", "abc", "ABC", "a b", "a\u00a0b", "x1", "\u0661", "123", "\u00dfa", " lead", "trail\t"]:
+        view = shape(text)
+        assert view.upper or not any(c != c.lower() for c in text)
+        assert view.cased or not any(c.lower() != c or c.upper() != c for c in text)
+        assert view.digit or not re.search(r"\d", text)
+        assert view.space or not re.search(r"\s", text)

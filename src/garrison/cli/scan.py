@@ -130,7 +130,7 @@ def scan(
     garrison scan PATH           every detector on a file, a directory or a Hugging Face cache
     garrison scan data PATH      the focused form for datasets: personal data, secrets and
                                  malformed rows, column by column (CSV, TSV, JSON Lines,
-                                 Parquet with the data extra, text)
+                                 text; Parquet and image metadata with the data extra)
     garrison scan model TARGET   the focused form: only model supply-chain rules; TARGET is a
                                  path or a repository id found in the local Hugging Face cache
                                  (HF_HUB_CACHE, HF_HOME or ~/.cache/huggingface/hub)

@@ -116,6 +116,11 @@ class Settings(BaseModel):
     archive_max_ratio: int = Field(
         default=200, ge=2, description="Highest expansion ratio of one compressed member before it is a bomb."
     )
+    pii_recognizers: tuple[str, ...] = Field(
+        default=(),
+        description="Extra personal-data recognizers for dataset scans: 'wordlist:PATH' or the name[:arg] "
+        "of a garrison.pii_recognizers plugin (an NER model, for example).",
+    )
     bias_max_dp_difference: float = Field(
         default=0.1,
         ge=0,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +24,9 @@ from garrison.core.assets import Asset
 from garrison.core.errors import ConfigError, RegistryError
 from garrison.core.findings import Finding
 from garrison.core.rules import RULE_ID_RE, Rule, rule_problems
+
+if TYPE_CHECKING:
+    from garrison.core.config import Settings
 
 ENTRY_POINT_GROUP = "garrison.detectors"
 _DETECTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -89,6 +92,15 @@ class FileDetector(Detector):
 
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or self.Options()
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Self:
+        """The detector a scan with ``settings`` runs; override to take options from the settings.
+
+        Called once per scan, before any file is read, so a bad setting stops the scan at once.
+        """
+        del settings
+        return cls()
 
     def applies_to(self, target: FileTarget) -> bool:
         """Whether this detector should look at ``target``."""

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from garrison.core.evidence import Evidence, Metric, Observation
 from garrison.core.findings import Finding, Location
-from garrison.core.registry import FileDetector, FileTarget
+from garrison.core.registry import DetectorOptions, FileDetector, FileTarget
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
 from garrison.data.pii_types import Entity
 from garrison.data.rules import DATA_RULES, PERSONAL_DATA, SECRET, UNREADABLE_ROWS
 
 if TYPE_CHECKING:
+    from garrison.core.config import Settings
+    from garrison.data.pii import Scanner
     from garrison.data.profile import ColumnFinding, DataProfile
 
 #: Personal data that identifies a person on its own or opens their accounts: reported as high.
@@ -35,6 +37,13 @@ _NAMES = {
 }
 
 
+class PersonalDataOptions(DetectorOptions):
+    """The detector's options."""
+
+    recognizers: tuple[str, ...] = ()
+    """Specs of plugged-in recognizers (:mod:`garrison.data.pii_plugins`)."""
+
+
 class PersonalDataDetector(FileDetector):
     """Streams CSV, TSV, JSON Lines, Parquet and text datasets, and the metadata of images, and reports
     personal data and secrets.
@@ -48,6 +57,22 @@ class PersonalDataDetector(FileDetector):
     summary: ClassVar[str] = "Personal data and secrets in datasets, column by column, with masked evidence."
     rules: ClassVar[tuple[Rule, ...]] = DATA_RULES
     formats: ClassVar[frozenset[str]] = frozenset({"csv", "jsonl", "parquet", "text"})
+    Options: ClassVar[type[DetectorOptions]] = PersonalDataOptions
+
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        super().__init__(options)
+        self._scanner: Scanner | None = None
+        specs = getattr(self.options, "recognizers", ())
+        if specs:  # loaded once per scan, so a bad spec stops it before any file is read
+            from garrison.data.pii import Scanner
+            from garrison.data.pii_plugins import load_recognizers
+
+            self._scanner = Scanner(recognizers=load_recognizers(specs))
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Self:
+        """With the ``pii-recognizers`` setting's plugged-in recognizers."""
+        return cls(PersonalDataOptions(recognizers=settings.pii_recognizers))
 
     def applies_to(self, target: FileTarget) -> bool:
         """Datasets, and images (by their magic number) when Pillow is installed: their metadata."""
@@ -63,7 +88,7 @@ class PersonalDataDetector(FileDetector):
         # start-up of every command that builds the registry
         from garrison.data.profile import profile_dataset
 
-        profile = profile_dataset(target.path)
+        profile = profile_dataset(target.path, scanner=self._scanner)
         for entry in sorted(profile.findings.values(), key=lambda f: (f.column or "", f.entity.value)):
             yield self._finding(target, profile, entry)
         if profile.problem_count:

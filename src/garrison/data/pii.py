@@ -8,16 +8,24 @@ that keeps at most a few characters and never a secret.
 
 The recognizers live in ``pii_numbers`` (digit runs), ``pii_text`` (tokens), ``pii_secrets`` and
 ``pii_context`` (dates of birth, names, addresses, column names).
+
+Many short values (a table column) are best scanned with :meth:`Scanner.scan_many`: they are joined
+with NUL, which every recognizer treats as a wall, and scanned as one text, with the same matches
+as one :meth:`Scanner.scan` call per value and a fraction of the per-call cost.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from garrison.data.pii_context import column_hints, scan_context
+from garrison.data.pii_find import SEP, shape
 from garrison.data.pii_numbers import NumberRecognizer
+from garrison.data.pii_plugins import Recognizer, find_with
 from garrison.data.pii_secrets import scan_secrets
 from garrison.data.pii_text import TokenRecognizer
 from garrison.data.pii_types import Entity, Match
@@ -27,13 +35,15 @@ __all__ = ["DEFAULT_REGIONS", "Entity", "Match", "Scanner", "mask"]
 #: Countries whose ids and phone numbering plans are recognised unless told otherwise.
 DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "BR", "CA")
 _CONTEXT_ENTITIES = frozenset({Entity.DATE_OF_BIRTH, Entity.PERSON_NAME, Entity.POSTAL_ADDRESS})
-_HAS_DIGIT = re.compile(r"\d")
+#: How many characters :meth:`Scanner.scan_many` joins into one text: large enough that the cost of a
+#: scan call vanishes, small enough to keep memory flat.
+_CHUNK_CHARS = 1 << 20
 
 
 class Scanner:
     """Finds personal data and secrets in strings; build one and reuse it (it holds no per-text state)."""
 
-    __slots__ = ("_context", "_entities", "_min_score", "_numbers", "_secrets", "_tokens")
+    __slots__ = ("_context", "_entities", "_min_score", "_numbers", "_plugins", "_secrets", "_tokens")
 
     def __init__(
         self,
@@ -41,11 +51,13 @@ class Scanner:
         entities: Iterable[Entity] | None = None,
         regions: Sequence[str] = DEFAULT_REGIONS,
         min_score: float = 0.5,
+        recognizers: Sequence[Recognizer] = (),
     ) -> None:
         self._entities = frozenset(Entity) if entities is None else frozenset(entities)
+        self._plugins = tuple(recognizers)
         wanted = tuple(r.upper() for r in regions)
         self._min_score = min_score
-        self._numbers = NumberRecognizer(entities=self._entities, regions=wanted)
+        self._numbers = NumberRecognizer(entities=self._entities, regions=wanted, min_score=min_score)
         self._tokens = TokenRecognizer(entities=self._entities, regions=wanted)
         self._secrets = Entity.SECRET in self._entities
         self._context = bool(_CONTEXT_ENTITIES & self._entities)
@@ -58,15 +70,99 @@ class Scanner:
         ``ssn`` / ``tax_id`` / ``phone`` vouch for numbers that would be too bare on their own.
         """
         hints = column_hints(column)
+        view = shape(text)
         found: list[Match] = []
         if self._secrets:
-            found.extend(scan_secrets(text))
-        if _HAS_DIGIT.search(text) is not None:
-            found.extend(self._numbers.scan(text, hints))
-        found.extend(self._tokens.scan(text, hints))
+            found.extend(scan_secrets(text, view.low))
+        if view.digit:
+            found.extend(self._numbers.scan(text, hints, view.low))
+        found.extend(self._tokens.scan(text, hints, view))
         if self._context:
-            found.extend(scan_context(text, hints, self._entities))
+            found.extend(scan_context(text, hints, self._entities, view))
+        if self._plugins:
+            found.extend(self._plugin_matches(text))
         return _settle([m for m in found if m.score >= self._min_score])
+
+    def _plugin_matches(self, text: str) -> list[Match]:
+        """Plugged-in recognizers' matches, each run on one value at a time (never across a NUL)."""
+        out: list[Match] = []
+        pos = 0
+        for part in text.split(SEP):
+            if part:
+                for m in find_with(self._plugins, part):
+                    if m.entity in self._entities:
+                        out.append(dataclasses.replace(m, start=m.start + pos, end=m.end + pos))
+            pos += len(part) + 1
+        return out
+
+    def scan_many(self, texts: Sequence[str], *, column: str | None = None) -> list[list[Match]]:
+        """``[self.scan(t, column=column) for t in texts]``, but faster: see :meth:`iter_matches`."""
+        out: list[list[Match]] = [[] for _ in texts]
+        for chunk, starts, joined in self._chunks(texts):
+            if joined is None:  # a text with a NUL of its own
+                out[chunk[0]] = self.scan(texts[chunk[0]], column=column)
+                continue
+            k, last = 0, len(starts) - 1
+            for m in self.scan(joined, column=column):
+                while k < last and starts[k + 1] <= m.start:
+                    k += 1
+                offset = starts[k]
+                out[chunk[k]].append(
+                    Match(entity=m.entity, kind=m.kind, start=m.start - offset, end=m.end - offset,
+                          score=m.score, validated=m.validated, country=m.country)
+                )  # fmt: skip
+        return out
+
+    def iter_matches(
+        self, texts: Sequence[str], *, column: str | None = None
+    ) -> Iterator[tuple[int, str, Match]]:
+        """``(i, scanned, match)`` for each match of :meth:`scan` in each of ``texts``, text by text.
+
+        The texts are joined with a NUL character (:data:`~garrison.data.pii_find.SEP`), which every
+        recognizer treats as a hard boundary, and scanned a megabyte or so at a time: the same matches
+        as scanning each text alone, for a few string operations per text instead of a pass of every
+        recognizer. ``match`` is one of ``texts[i]``'s, with offsets into ``scanned``, the text that was
+        scanned (the joined texts, or ``texts[i]`` itself): ``scanned[match.start:match.end]`` is the
+        value and ``mask(scanned, match)`` its evidence. A text that holds a NUL is scanned on its own.
+        """
+        for chunk, starts, joined in self._chunks(texts):
+            if joined is None:
+                i = chunk[0]
+                for m in self.scan(texts[i], column=column):
+                    yield i, texts[i], m
+                continue
+            for m in self.scan(joined, column=column):
+                yield chunk[bisect.bisect_right(starts, m.start) - 1], joined, m
+
+    @staticmethod
+    def _chunks(texts: Sequence[str]) -> Iterator[tuple[list[int], list[int], str | None]]:
+        """``(indexes, offsets, joined)``: runs of texts joined with NUL, about a megabyte each.
+
+        A text that holds a NUL comes alone, with ``joined`` None; empty texts are left out.
+        """
+        chunk: list[int] = []
+        starts: list[int] = []
+        pos = 0
+        for i, text in enumerate(texts):
+            if not text:
+                continue
+            if SEP in text:
+                if chunk:
+                    yield chunk, starts, SEP.join([texts[j] for j in chunk])
+                    chunk, starts, pos = [], [], 0
+                yield [i], [0], None
+                continue
+            chunk.append(i)
+            starts.append(pos)
+            pos += len(text) + 1
+            if pos >= _CHUNK_CHARS:
+                yield chunk, starts, SEP.join([texts[j] for j in chunk])
+                chunk, starts, pos = [], [], 0
+        if chunk:
+            yield chunk, starts, SEP.join([texts[j] for j in chunk])
+
+
+_BY_SPAN = operator.attrgetter("start", "end")
 
 
 def _settle(found: list[Match]) -> list[Match]:
@@ -77,7 +173,7 @@ def _settle(found: list[Match]) -> list[Match]:
     """
     if len(found) < 2:
         return found
-    by_start = sorted(found, key=lambda m: (m.start, m.end))
+    by_start = sorted(found, key=_BY_SPAN)
     kept: list[Match] = []
     cluster = [by_start[0]]
     reach = by_start[0].end

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from garrison.data.pii_find import literal_starts, lowered, match_at
+from garrison.data.pii_find import SEP, Shape, before_sep, literal_starts, match_at, segment
 from garrison.data.pii_types import Entity, Match
 
 _MONTH = (
@@ -68,14 +68,13 @@ ADDRESS = re.compile(
     rf"(?:,?\s(?:Suite|Apt\.?|Unit|Flat|Floor)\s\w+)?(?:,\s[{_UPPER}][\w ]{{2,30}},?\s[A-Z]{{2}}\s\d{{5}})?"
     rf"|\b[{_UPPER}][{_LOWER}\-]*(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|laan|straat|"
     r"plein|gracht|kade|steeg|singel|dijk|hof|pad)\s\d{1,4}[a-z]?\b(?:,?\s\d{4,5}(?:\s?[A-Z]{2})?\s\w+)?"
-    r"|\b\d{1,4},?\s(?i:rue|avenue|boulevard|bd|chemin|impasse|allée|place|quai|route)\s[^\n,]{2,40}"
+    r"|\b\d{1,4},?\s(?i:rue|avenue|boulevard|bd|chemin|impasse|allée|place|quai|route)\s[^\n,\x00]{2,40}"
     r"|\b(?:Via|Viale|Piazza|Corso|Calle|Avenida|Avda\.|Paseo|Plaza|Camino|Carrer|Ronda|Rua|Travessa|"
     r"Praça|Largo|Alameda|Rodovia|Acceso|Callejón|Cuesta|Glorieta|Pasaje|Vía|Vial|Contrada|Vicolo|Borgo|"
-    rf"Strada|Ladeira|Avenue|Rambla|Urbanización)\s+[{_UPPER}][^\n,\d]{{2,40}}?,?\s\d{{1,4}}\b"
+    rf"Strada|Ladeira|Avenue|Rambla|Urbanización)\s+[{_UPPER}][^\n,\d\x00]{{2,40}}?,?\s\d{{1,4}}\b"
 )
 _NAME_VALUE = re.compile(rf"[{_UPPER}{_LOWER}][{_UPPER}{_LOWER}'’.\- ]{{1,80}}")
 _WORDS = re.compile(r"[a-z]+|\d+")
-_HAS_DIGIT = re.compile(r"\d")
 
 #: Column-name tokens and the hint each gives.
 _COLUMN_HINTS: dict[str, str] = {
@@ -187,11 +186,13 @@ def column_hints(column: str | None) -> frozenset[str]:
     return frozenset(hints)
 
 
-def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) -> Iterator[Match]:
-    """Yield dates of birth, person names and postal addresses found in ``text``."""
-    low = lowered(text)
+def scan_context(
+    text: str, hints: frozenset[str], entities: frozenset[Entity], view: Shape
+) -> Iterator[Match]:
+    """Yield dates of birth, person names and postal addresses found in ``text`` (of shape ``view``)."""
+    low = view.low
     if Entity.DATE_OF_BIRTH in entities:
-        yield from _dates_of_birth(text, low, hints)
+        yield from _dates_of_birth(text, low, hints, digit=view.digit)
     if Entity.PERSON_NAME in entities:
         if "name" in hints:
             for start, value in _values(text):  # one value per line: a column's values, joined
@@ -214,13 +215,13 @@ def scan_context(text: str, hints: frozenset[str], entities: frozenset[Entity]) 
                     end = start + len(value)
                     yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=end,
                                 score=0.85, validated=False)  # fmt: skip
-        elif _HAS_DIGIT.search(text) is not None:
+        elif view.digit and view.space and view.cased:  # a number, a space and a word, at least
             for m in ADDRESS.finditer(text):
                 yield Match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
                             score=0.7, validated=False)  # fmt: skip
 
 
-_VALUE = re.compile(r"[^\n]+")
+_VALUE = re.compile(r"[^\n\x00]+")
 
 
 def _values(text: str) -> Iterator[tuple[int, str]]:
@@ -232,13 +233,13 @@ def _values(text: str) -> Iterator[tuple[int, str]]:
             yield m.start() + raw.index(value), value
 
 
-def _dates_of_birth(text: str, low: str | None, hints: frozenset[str]) -> Iterator[Match]:
+def _dates_of_birth(text: str, low: str | None, hints: frozenset[str], *, digit: bool) -> Iterator[Match]:
     if "dob" in hints:
         for date in DATE_TEXT.finditer(text):
             yield Match(entity=Entity.DATE_OF_BIRTH, kind="column", start=date.start(), end=date.end(),
                         score=0.9, validated=False)  # fmt: skip
         return
-    if _HAS_DIGIT.search(text) is None:
+    if not digit:
         return  # every date has digits
     if not any(w in (text.lower() if low is None else low) for w in _DOB_GATE):
         return
@@ -247,11 +248,22 @@ def _dates_of_birth(text: str, low: str | None, hints: frozenset[str]) -> Iterat
         if low is None
         else match_at(DOB_CONTEXT, text, literal_starts(low, _DOB_NEEDLES))
     )
+    joined = SEP in text
     last_end = -1
     for cue in cues:
-        m = DATE_TEXT.search(text, cue.end(), min(len(text), cue.end() + _DOB_WINDOW + 30))
-        if m is None or m.start() > cue.end() + _DOB_WINDOW or m.start() < last_end:
+        end = cue.end()
+        m = DATE_TEXT.search(text, end, before_sep(text, end, min(len(text), end + _DOB_WINDOW + 30)))
+        if m is None or m.start() > end + _DOB_WINDOW or m.start() < last_end:
+            continue
+        if joined and not _gate_open(text, low, cue.start(), end):
             continue
         last_end = m.end()
         yield Match(entity=Entity.DATE_OF_BIRTH, kind="context", start=m.start(), end=m.end(),
                     score=0.85, validated=False)  # fmt: skip
+
+
+def _gate_open(text: str, low: str | None, start: int, end: int) -> bool:
+    """Whether the value around ``text[start:end]`` (values joined by NUL) holds a :data:`_DOB_GATE` word."""
+    lo, hi = segment(text, start, end)
+    value = text[lo:hi].lower() if low is None else low[lo:hi]
+    return any(w in value for w in _DOB_GATE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
+from functools import _lru_cache_wrapper, cache, lru_cache
 
 import phonenumbers
 from stdnum import luhn
@@ -24,7 +24,7 @@ from stdnum.in_ import aadhaar
 from stdnum.nl import bsn
 from stdnum.us import ein, itin, ssn
 
-from garrison.data.pii_find import lowered
+from garrison.data.pii_find import after_sep
 from garrison.data.pii_types import Entity, Match
 
 #: Digits joined by single separators; not part of a word, a version string or a longer token.
@@ -67,11 +67,19 @@ NOT_PERSONAL_CONTEXT = re.compile(
 
 _CACHE_SIZE = 1 << 15
 _PHONE_CACHE_SIZE = 1 << 16
+_RUN_CACHE_SIZE = 1 << 16
+_UNKNOWN_RUN = Match(entity=Entity.PHONE, kind="", start=0, end=0, score=0.0, validated=False)
 
 
-def _cached(check: Callable[[str], bool]) -> Callable[[str], bool]:
+def _cached(check: Callable[[str], bool]) -> _lru_cache_wrapper[bool]:
     """``check`` with its answers kept: table columns repeat values, and checksums are the hot path."""
     return lru_cache(maxsize=_CACHE_SIZE)(check)
+
+
+def clear_caches() -> None:
+    """Forget every checksum answer kept so far (benchmarks use it to time a scan from cold)."""
+    for check in _CHECKS:
+        check.cache_clear()
 
 
 _luhn_ok = _cached(luhn.is_valid)
@@ -84,9 +92,13 @@ _bsn_ok = _cached(bsn.is_valid)
 _ein_ok = _cached(ein.is_valid)
 _itin_ok = _cached(itin.is_valid)
 _ssn_ok = _cached(ssn.is_valid)
+_CHECKS = (_luhn_ok, _cpf_ok, _sin_ok, _idnr_ok, _nir_ok, _aadhaar_ok, _bsn_ok, _ein_ok, _itin_ok, _ssn_ok)
 
 _SSN_CONTEXT = re.compile(r"(?i)\bssn\b|social security")
 _CONTEXT_WINDOW = 32
+#: The context words are looked for in the 32 characters before a run; one more character decides
+#: whether a word boundary opens that window. A run's verdict depends on nothing else in the text.
+_WINDOW_KEY = _CONTEXT_WINDOW + 1
 #: IIN prefixes of the card networks, and the lengths they issue.
 _IIN: tuple[tuple[str, str, frozenset[int]], ...] = (
     ("amex", r"3[47]", frozenset({15})),
@@ -118,22 +130,22 @@ _NEEDLES: dict[re.Pattern[str], tuple[str, ...]] = {
                            "case", "transaction", "txn", "request", "job", "run", "row", "page", "#"),
     _SSN_CONTEXT: ("ssn", "social security"),
 }  # fmt: skip
+#: The same literals as one regex each: one pass over the window instead of one per literal.
+_NEEDLE_RES = {pattern: re.compile("|".join(map(re.escape, words))) for pattern, words in _NEEDLES.items()}
 
 
 def near(
     pattern: re.Pattern[str], text: str, start: int, window: int = _CONTEXT_WINDOW, low: str | None = None
 ) -> bool:
-    """Whether ``pattern`` occurs in the ``window`` characters before ``start``.
+    """Whether ``pattern`` occurs in the ``window`` characters before ``start`` (not across a NUL).
 
     ``low`` is ``text`` lower-cased with the same offsets (see :func:`~garrison.data.pii_find.lowered`):
     with it, a window that holds none of the pattern's literals is answered without the regex.
     """
-    lo = max(0, start - window)
-    needles = _NEEDLES.get(pattern)
-    if low is not None and needles is not None:
-        part = low[lo:start]
-        if not any(n in part for n in needles):
-            return False
+    lo = after_sep(text, max(0, start - window), start)
+    needles = _NEEDLE_RES.get(pattern)
+    if low is not None and needles is not None and needles.search(low, lo, start) is None:
+        return False
     return pattern.search(text, lo, start) is not None
 
 
@@ -160,26 +172,78 @@ def is_date(run: str) -> bool:
 
 
 _UNSEEN: tuple[str | None, bool] = ("", False)
+#: Digit counts that some national or tax id has: only these need the id and tax context words.
+_ID_LENGTHS = frozenset({9, 11, 12, 13, 15})
+
+
+def _phone_score(*, valid: bool, plus: bool, bare: bool, context: bool, other: bool) -> float:
+    """The score of a phone number: validity, a plus sign, separators and the words before it count."""
+    score = 0.8 if plus else (0.45 if bare else 0.7)
+    if not valid:  # a possible number of no assigned range: only with a plus sign or a phone word
+        score = 0.6 if plus or (context and not bare) else 0.0
+    if context:
+        score += 0.25 if bare else 0.15
+    elif other:
+        score -= 0.4
+    return min(score, 0.99)
+
+
+def _best_phone_score(*, plus: bool, bare: bool, context: bool, other: bool) -> float:
+    """The highest score :func:`_phone_score` can give, valid or not: below the threshold, skip parsing."""
+    return max(
+        _phone_score(valid=True, plus=plus, bare=bare, context=context, other=other),
+        _phone_score(valid=False, plus=plus, bare=bare, context=context, other=other),
+    )
+
+
+def _shifted(match: Match, by: int) -> Match:
+    return Match(entity=match.entity, kind=match.kind, start=match.start + by, end=match.end + by,
+                 score=match.score, validated=match.validated, country=match.country)  # fmt: skip
 
 
 class NumberRecognizer:
     """Classifies digit runs; built once per :class:`~garrison.data.pii.Scanner`."""
 
-    __slots__ = ("_entities", "_phones", "_regions")
+    __slots__ = ("_entities", "_min_score", "_numbers", "_phones", "_regions", "_runs")
 
-    def __init__(self, *, entities: frozenset[Entity], regions: Sequence[str]) -> None:
+    def __init__(
+        self, *, entities: frozenset[Entity], regions: Sequence[str], min_score: float = 0.0
+    ) -> None:
         self._entities = entities
         self._regions = tuple(regions)
+        self._min_score = min_score
         self._phones: dict[str, tuple[str | None, bool] | None] = {}
+        self._numbers: dict[tuple[int, str], tuple[str | None, bool, bool]] = {}
+        self._runs: dict[tuple[str, str, frozenset[str]], Match | None] = {}
+        # phonenumbers compiles its metadata patterns on use and leans on the ``re`` module's cache,
+        # which the scanner's own patterns crowd out: keep them (a few thousand, once per process)
+        phonenumbers.enable_pattern_cache()
 
-    def scan(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
-        """Yield the matches among the digit runs of ``text``; ``hints`` come from the column name."""
-        low = lowered(text)
+    def scan(self, text: str, hints: frozenset[str], low: str | None) -> Iterator[Match]:
+        """Yield the matches among the digit runs of ``text``; ``hints`` come from the column name.
+
+        ``low`` is :func:`~garrison.data.pii_find.lowered` of ``text``, computed once per scan.
+        """
+        seen = self._runs
         for m in DIGIT_RUN.finditer(text):
             run = m.group()
             if len(run) < 7:
                 continue
-            match = self._classify(text, low, run, m.start(), hints)
+            start = m.start()
+            # the verdict depends on the run, the words before it and the column alone: a column's
+            # repeated values (and the same number after the same words) are classified once
+            key = (run, text[after_sep(text, max(0, start - _WINDOW_KEY), start) : start], hints)
+            known = seen.get(key, _UNKNOWN_RUN)
+            if known is _UNKNOWN_RUN:
+                match = self._classify(text, low, run, start, hints)
+                if len(seen) >= _RUN_CACHE_SIZE:
+                    seen.clear()
+                seen[key] = None if match is None else _shifted(match, -start)
+            elif known is not None:
+                yield _shifted(known, start)
+                continue
+            else:
+                continue
             if match is not None:
                 yield match
 
@@ -212,14 +276,16 @@ class NumberRecognizer:
             return None  # dates are the date-of-birth recognizer's, and only in context
         digits = _SEPARATORS.sub("", run).lstrip("+")
         n = len(digits)
-        id_ctx = "id" in hints or near(ID_CONTEXT, text, start, low=low)
-        tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start, low=low)
-        other = near(NOT_PERSONAL_CONTEXT, text, start, 16, low)
-        found = self._national_or_tax(
-            text, low, run, digits, start, id_ctx=id_ctx, tax_ctx=tax_ctx, other=other
-        )
-        if found is not None:
-            return found
+        other: bool | None = None  # the context words are looked up only when a branch needs them
+        if n in _ID_LENGTHS:
+            id_ctx = "id" in hints or near(ID_CONTEXT, text, start, low=low)
+            tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start, low=low)
+            other = near(NOT_PERSONAL_CONTEXT, text, start, 16, low)
+            found = self._national_or_tax(
+                text, low, run, digits, start, id_ctx=id_ctx, tax_ctx=tax_ctx, other=other
+            )
+            if found is not None:
+                return found
         if _SSN_FORMAT.fullmatch(run) or _CPF_FORMAT.fullmatch(run):
             return None  # an id's format with a bad checksum is not a phone either
         if 12 <= n <= 19 and _CARD_FORMAT.fullmatch(run) and _luhn_ok(digits):
@@ -227,7 +293,7 @@ class NumberRecognizer:
             score = 0.9 if network else 0.55
             if "card" in hints or near(CARD_CONTEXT, text, start, low=low):
                 score += 0.09
-            elif other:
+            elif other if other is not None else near(NOT_PERSONAL_CONTEXT, text, start, 16, low):
                 score -= 0.5
             if Entity.CREDIT_CARD in self._entities:
                 return Match(
@@ -293,12 +359,19 @@ class NumberRecognizer:
         return None
 
     def _phone(
-        self, text: str, low: str | None, run: str, start: int, hints: frozenset[str], *, other: bool
+        self, text: str, low: str | None, run: str, start: int, hints: frozenset[str], *, other: bool | None
     ) -> Match | None:
         bare = run.isdigit()
         context = "phone" in hints or near(PHONE_CONTEXT, text, start, low=low)
         if bare and not context and len(run) > 11:
             return None
+        if context:
+            other = False  # not looked at: a phone word outweighs an order number's
+        elif other is None:
+            other = near(NOT_PERSONAL_CONTEXT, text, start, 16, low)
+        plus = run.startswith("+")
+        if _best_phone_score(plus=plus, bare=bare, context=context, other=other) < self._min_score:
+            return None  # whatever phonenumbers says, the score would be below the threshold
         parsed = self._phones.get(run, _UNSEEN)
         if parsed is _UNSEEN:
             parsed = self._parse_phone(run)
@@ -308,29 +381,80 @@ class NumberRecognizer:
         if parsed is None:
             return None
         country, valid = parsed
-        score = 0.8 if run.startswith("+") else (0.45 if bare else 0.7)
-        if not valid:  # a possible number of no assigned range: only with a plus sign or a phone word
-            score = 0.6 if run.startswith("+") or (context and not bare) else 0.0
-        if context:
-            score += 0.25 if bare else 0.15
-        elif other:
-            score -= 0.4
+        score = _phone_score(valid=valid, plus=plus, bare=bare, context=context, other=other)
         return Match(
-            entity=Entity.PHONE, kind="phone", start=start, end=start + len(run), score=min(score, 0.99),
+            entity=Entity.PHONE, kind="phone", start=start, end=start + len(run), score=score,
             validated=valid, country=country,
         )  # fmt: skip
 
     def _parse_phone(self, run: str) -> tuple[str | None, bool] | None:
-        """The region of the number ``run`` spells and whether it is valid (else merely possible), or None."""
+        """The region of the number ``run`` spells and whether it is valid (else merely possible), or None.
+
+        The first region (in the scanner's order) where ``run`` parses to a valid number wins, else the
+        first where it is a possible one. Validity and possibility depend on the parsed number alone
+        (country code and national number), which several regions often share (US and CA, any number
+        written with an international prefix): each such number is checked once, here and across runs.
+        """
         regions: Sequence[str | None] = (None,) if run.startswith("+") else self._regions
-        possible = None
+        possible: str | bool | None = False
+        seen: set[tuple[int, str]] = set()
         for region in regions:
             try:
                 number = phonenumbers.parse(run, region)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(number):
-                return phonenumbers.region_code_for_number(number), True
-            if possible is None and phonenumbers.is_possible_number(number):
-                possible = number
-        return None if possible is None else (phonenumbers.region_code_for_number(possible), False)
+            key = (number.country_code or 0, phonenumbers.national_significant_number(number))
+            if key in seen:
+                continue
+            seen.add(key)
+            verdict = self._numbers.get(key)
+            if verdict is None:
+                verdict = _judge(number, key[1])
+                if len(self._numbers) >= _PHONE_CACHE_SIZE:
+                    self._numbers.clear()
+                self._numbers[key] = verdict
+            code, valid, is_possible = verdict
+            if valid:
+                return code, True
+            if possible is False and is_possible:
+                possible = code
+        return None if possible is False else (possible, False)  # type: ignore[return-value]
+
+
+def _judge(number: phonenumbers.PhoneNumber, nsn: str) -> tuple[str | None, bool, bool]:
+    """``number``'s region, whether it is valid and whether it is possible (what ``is_valid_number`` does).
+
+    ``nsn`` is its national significant number. A length that no region of the country code allows
+    is neither valid nor possible: that is answered without the region search, which for a shared
+    code such as +1 tries two dozen regions.
+    """
+    lengths = _nsn_lengths(number.country_code or 0)
+    if lengths is not None and len(nsn) not in lengths:
+        return None, False, False
+    code = phonenumbers.region_code_for_number(number)
+    if code is not None and phonenumbers.is_valid_number_for_region(number, code):
+        return code, True, True
+    return code, False, phonenumbers.is_possible_number(number)
+
+
+@cache
+def _nsn_lengths(country_code: int) -> frozenset[int] | None:
+    """Every national-number length that can be valid or possible under ``country_code``.
+
+    A valid number matches the general description of its region, lengths included; a possible one
+    has a length (or a local-only length) of the code's main region. None where some region sets no
+    lengths (any length may then match), and the empty set for a code no region uses.
+    """
+    lengths: set[int] = set()
+    main = phonenumbers.region_code_for_country_code(country_code)
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        if metadata is None:
+            continue
+        desc = metadata.general_desc
+        if desc is None or not desc.possible_length:
+            return None
+        lengths.update(desc.possible_length)
+        if region == main:
+            lengths.update(desc.possible_length_local_only or ())
+    return frozenset(lengths)

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from garrison.data.pii_find import literal_starts, lowered, match_at
+from garrison.data.pii_find import literal_starts, match_at
 from garrison.data.pii_types import Entity, Match
 
 #: One alternation, each branch anchored on a literal prefix; the group name is the kind.
@@ -33,8 +33,8 @@ PROVIDER_KEY = re.compile(
     r"|(?P<jwt>eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,})"
     r")(?![A-Za-z0-9_\-])"
     r"|(?P<private_key>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
-    r"|[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<database_url_password>[^\s/@]{1,128})@[^\s/@]"
+    r"[^\x00]{0,20000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
+    r"|[a-z][a-z0-9+.\-]{1,20}://[^\s:/@\x00]{1,64}:(?P<database_url_password>[^\s/@\x00]{1,128})@[^\s/@\x00]"
 )
 #: ``api_key = "…"``, ``token: …``, ``"password": "…"``: the value after a key-like word.
 ASSIGNED_VALUE = re.compile(
@@ -70,8 +70,8 @@ def _is_jwt(token: str) -> bool:
     return isinstance(decoded, dict) and bool(_JWT_HEADER_KEYS & decoded.keys())
 
 
-def scan_secrets(text: str) -> Iterator[Match]:
-    """Yield the secrets in ``text``."""
+def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
+    """Yield the secrets in ``text``; ``low`` is :func:`~garrison.data.pii_find.lowered` of it."""
     taken: list[tuple[int, int]] = []
     for m in match_at(PROVIDER_KEY, text, literal_starts(text, _KEY_NEEDLES)):
         kind = m.lastgroup or "secret"
@@ -83,7 +83,6 @@ def scan_secrets(text: str) -> Iterator[Match]:
             entity=Entity.SECRET, kind=kind.replace("_", "-"), start=start, end=end, score=0.95,
             validated=kind == "jwt",
         )  # fmt: skip
-    low = lowered(text)
     assigned = (
         ASSIGNED_VALUE.finditer(text)
         if low is None

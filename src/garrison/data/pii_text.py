@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from collections.abc import Iterator, Sequence
+from functools import cache
+from typing import Any
 
-from stdnum import iban
+from stdnum import numdb
 from stdnum.es import dni, nie
+from stdnum.exceptions import ValidationError
 from stdnum.in_ import pan
 from stdnum.it import codicefiscale
+from stdnum.util import get_cc_module
 
-from garrison.data.pii_find import lowered
+from garrison.data.pii_find import SEP, Shape, segment
 from garrison.data.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
 from garrison.data.pii_types import Entity, Match
 
@@ -38,6 +43,10 @@ MAC = re.compile(
 )
 IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?:\.\d{1,3}){0,3}(?![\w:])")
 _NINO_INVALID_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
+#: The kinds whose score an id word nearby raises.
+_ID_BOOSTED = frozenset({"dni", "nie", "nino"})
+#: Letters as ``int(c, 36)`` spells them, for the IBAN check digits (ISO 7064 mod 97-10).
+_BASE36 = str.maketrans({c: str(int(c, 36)) for c in string.ascii_uppercase})
 
 
 class TokenRecognizer:
@@ -49,20 +58,20 @@ class TokenRecognizer:
         self._entities = entities
         self._regions = frozenset(regions)
 
-    def scan(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
-        """Yield the matches in ``text``; ``hints`` come from the column name."""
+    def scan(self, text: str, hints: frozenset[str], view: Shape) -> Iterator[Match]:
+        """Yield the matches in ``text``; ``hints`` come from the column name, ``view`` is its shape."""
         if "@" in text and Entity.EMAIL in self._entities:
             for m in _emails(text):
                 yield Match(
                     entity=Entity.EMAIL, kind="email", start=m.start(), end=m.end(), score=0.95,
                     validated=False,
                 )  # fmt: skip
-        yield from self._alnum_ids(text, hints)
+        if view.upper:  # every id and IBAN has two capitals, or a digit and a capital, side by side
+            yield from self._alnum_ids(text, hints, view.low)
         if ":" in text or "-" in text or "." in text:
             yield from self._network(text)
 
-    def _alnum_ids(self, text: str, hints: frozenset[str]) -> Iterator[Match]:
-        low: str | None = None
+    def _alnum_ids(self, text: str, hints: frozenset[str], low: str | None) -> Iterator[Match]:
         for m in ALNUM_ID.finditer(text):
             kind = m.lastgroup
             start, value = m.start(), m.group()
@@ -74,10 +83,9 @@ class TokenRecognizer:
                         validated=True, country=found[:2],
                     )  # fmt: skip
                 continue
-            if low is None:
-                low = lowered(text)
-            id_ctx = "id" in hints or near(ID_CONTEXT, text, start, low=low)
-            tax_ctx = "tax" in hints or near(TAX_CONTEXT, text, start, low=low)
+            # the context words count only for some kinds: look them up only for those
+            id_ctx = kind in _ID_BOOSTED and ("id" in hints or near(ID_CONTEXT, text, start, low=low))
+            tax_ctx = kind == "pan" and ("tax" in hints or near(TAX_CONTEXT, text, start, low=low))
             match = self._id(kind, value, start, id_ctx=id_ctx, tax_ctx=tax_ctx)
             if match is not None and match.entity in self._entities and match.country in self._regions:
                 yield match
@@ -111,11 +119,14 @@ class TokenRecognizer:
                     entity=Entity.MAC_ADDRESS, kind="mac", start=m.start(), end=m.end(), score=0.85,
                     validated=False,
                 )  # fmt: skip
-        if Entity.IP_ADDRESS in self._entities and ("::" in text or text.count(":") >= 7):
+        if Entity.IP_ADDRESS in self._entities and _v6_gate(text):
+            joined = SEP in text
             for m in IPV6.finditer(text):
                 try:
                     ipaddress.IPv6Address(m.group())
                 except ValueError:
+                    continue
+                if joined and not _v6_gate(text[slice(*segment(text, m.start(), m.end()))]):
                     continue
                 yield Match(
                     entity=Entity.IP_ADDRESS, kind="ipv6", start=m.start(), end=m.end(), score=0.9,
@@ -123,7 +134,13 @@ class TokenRecognizer:
                 )  # fmt: skip
 
 
-_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+def _v6_gate(text: str) -> bool:
+    """The cheap test kept from the first version: IPv6 addresses only in text with ``::`` or 7 colons."""
+    return "::" in text or text.count(":") >= 7
+
+
+#: Up to and including the last character that cannot be in the user part of an address.
+_LAST_NOT_LOCAL = re.compile(r"[\s\S]*[^A-Za-z0-9._%+\-]")
 
 
 def _emails(text: str) -> Iterator[re.Match[str]]:
@@ -136,10 +153,9 @@ def _emails(text: str) -> Iterator[re.Match[str]]:
     last_end = 0
     at = text.find("@")
     while at >= 0:
-        start, low = at, max(last_end, at - 64)
-        while start > low and text[start - 1] in _LOCAL_CHARS:
-            start -= 1
-        m = EMAIL.match(text, start)
+        low = max(last_end, at - 64)
+        cut = _LAST_NOT_LOCAL.match(text, low, at)  # the user part starts after its last non-user character
+        m = EMAIL.match(text, low if cut is None else cut.end())
         if m is not None:
             last_end = m.end()
             yield m
@@ -150,10 +166,48 @@ def _longest_valid_iban(value: str) -> str | None:
     """The longest prefix of ``value``, cut at a space, that is a valid IBAN (the regex may overreach)."""
     candidate = value
     while len(candidate) >= 15:
-        if iban.is_valid(candidate):
+        if _iban_ok(candidate):
             return candidate
         cut = candidate.rfind(" ")
         if cut < 0:
             return None
         candidate = candidate[:cut]
     return None
+
+
+def _iban_ok(candidate: str) -> bool:
+    """``stdnum.iban.is_valid(candidate)`` for capitals, digits and spaces, without its per-call lookups.
+
+    The same checks in the same order — mod 97-10 check digits, a country of the IBAN registry, the
+    country's BBAN layout, the country's own module where ``stdnum`` has one — with the check-digit
+    arithmetic done on the whole string and the registry entry looked up once per country.
+    """
+    number = candidate.replace(" ", "")
+    if int((number[4:] + number[:4]).translate(_BASE36)) % 97 != 1:
+        return False
+    rule = _iban_rule(number[:2])
+    if rule is None:
+        return False
+    bban, module = rule
+    if not bban.match(number[4:]):
+        return False
+    if module is not None:
+        try:
+            module.validate(number)
+        except ValidationError:
+            return False
+    return True
+
+
+_BBAN_PART = re.compile(r"([1-9][0-9]*)!([nac])")
+_BBAN_CHARS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+
+
+@cache
+def _iban_rule(country: str) -> tuple[re.Pattern[str], Any] | None:
+    """The BBAN layout of ``country`` as a regex and its ``stdnum`` IBAN module, or None if unknown."""
+    props = numdb.get("iban").info(country)[0][1]
+    if not props:
+        return None
+    layout = _BBAN_PART.sub(lambda m: f"{_BBAN_CHARS[m.group(2)]}{{{m.group(1)}}}", props.get("bban", ""))
+    return re.compile(f"^{layout}$"), get_cc_module(country, "iban")

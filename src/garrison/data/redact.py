@@ -42,8 +42,8 @@ def scan_values(
 ) -> list[tuple[int, str, Match]]:
     """``(key, value, match)`` for every match in ``values`` (``(key, value)`` pairs of one column).
 
-    The values are scanned as one text joined with line breaks; a match spanning two values is
-    dropped. Match offsets are relative to their own value.
+    The values are scanned in batches (:meth:`~garrison.data.pii.Scanner.scan_many`), with the same
+    matches as scanning each value alone. Match offsets are relative to their own value.
     """
     return _scan_column(scanner, column, values)
 

@@ -78,7 +78,7 @@ def scan_path(
     started = utc_now()
     keep = _rule_filter(registry, settings.select, settings.ignore)
     detectors = [
-        cls()
+        cls.configured(settings)
         for cls in registry.detectors(kind="file")
         if issubclass(cls, FileDetector) and any(keep(r.id) for r in cls.rules)
     ]
