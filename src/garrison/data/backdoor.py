@@ -23,7 +23,7 @@ and :func:`transplant_rates`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,12 +164,7 @@ def spectral_signatures(
         raise UsageError(f"tail_ratio must be above 1, got {tail_ratio}")
     samples: list[SuspiciousSample] = []
     stats: list[ClassStatistics] = []
-    for label in np.unique(labs):
-        idx = np.flatnonzero(labs == label)
-        if idx.size < min_class_size:
-            stats.append(_skipped(int(label), idx.size, min_class_size))
-            continue
-        centred = feats[idx] - feats[idx].mean(axis=0)
+    for label, idx, centred in _classes(feats, labs, min_class_size, stats):
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         projection = centred @ vt[0]
         if shifted is not None:
@@ -205,6 +200,18 @@ def spectral_signatures(
                 )
     samples.sort(key=lambda s: -s.score)
     return BackdoorFindings(method="spectral-signatures", samples=tuple(samples), classes=tuple(stats))
+
+
+def _classes(
+    feats: np.ndarray, labs: np.ndarray, minimum: int, stats: list[ClassStatistics]
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(label, rows, centred features)`` per class; a class under ``minimum`` rows is noted as skipped."""
+    for label in np.unique(labs):
+        idx = np.flatnonzero(labs == label)
+        if idx.size < minimum:
+            stats.append(_skipped(int(label), idx.size, minimum))
+            continue
+        yield int(label), idx, feats[idx] - feats[idx].mean(axis=0)
 
 
 def _skipped(label: int, size: int, minimum: int) -> ClassStatistics:
@@ -265,12 +272,7 @@ def activation_clustering(
         raise UsageError(f"dims must be at least 1, got {dims}")
     samples: list[SuspiciousSample] = []
     stats: list[ClassStatistics] = []
-    for label in np.unique(labs):
-        idx = np.flatnonzero(labs == label)
-        if idx.size < min_class_size:
-            stats.append(_skipped(int(label), idx.size, min_class_size))
-            continue
-        centred = feats[idx] - feats[idx].mean(axis=0)
+    for label, idx, centred in _classes(feats, labs, min_class_size, stats):
         k = min(dims, centred.shape[1], idx.size - 1)
         reduced = (
             PCA(n_components=k, random_state=seed).fit_transform(centred) if k < centred.shape[1] else centred
