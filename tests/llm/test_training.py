@@ -29,8 +29,8 @@ def _script() -> ModuleType:
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     module = _script()
-    if not (module.DATA_DIR / "dev-core.jsonl").exists():
-        pytest.skip(f"development data not found at {module.DATA_DIR}")
+    # The development data is part of the test environment: ../shared beside the repo, as in CI.
+    assert (module.DATA_DIR / "dev-core.jsonl").exists(), f"development data not found at {module.DATA_DIR}"
     return module
 
 

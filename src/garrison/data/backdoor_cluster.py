@@ -8,8 +8,8 @@ that carries a trigger. :func:`judge_split` answers it from one of two kinds of 
   :func:`garrison.data.backdoor.transplant_rates`): add the difference between the two halves' mean
   inputs to samples of other classes and count how often the model then predicts this class. A
   trigger is what makes a backdoor work on any input, so the poisoned half's difference carries the
-  trigger and moves most other samples into the target class (0.76-0.97 measured on digits), while
-  the difference between two ordinary styles of a clean class moves almost none (0.00-0.09);
+  trigger and moves most other samples into the target class, while the difference between two
+  ordinary styles of a clean class moves almost none (tests/data/test_backdoor.py pins both);
 * size and separation alone (Chen et al. 2018), without a model: a half that is small and well
   apart from the rest. This misses poison that makes up half of its class.
 """
