@@ -16,7 +16,7 @@ the column name of table cells (Presidio's analyzer has no such input); both see
 Timing. Both tools scan every text of the corpus, after the same one-line warm-up, ``--repeat`` times,
 and the fastest pass counts. Garrison scans the way ``garrison scan data`` does
 (:func:`garrison.data.profile.profile_dataset`): the values of one column together, with
-:meth:`~garrison.data.pii.Scanner.scan_many`, which gives the same matches as scanning each text alone
+:meth:`~garrison.recognizers.pii.Scanner.scan_many`, which gives the same matches as scanning each text alone
 (the tests check that). Each Garrison pass starts cold: a new scanner and its checksum caches
 cleared, so a pass never profits from having seen the same texts in the one before. Wall-clock and
 CPU time are both kept (``speedup`` and ``speedup_cpu``): on a shared machine the CPU time of each
@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_pii_corpus import make
 
-from garrison.data.pii import Scanner
-from garrison.data.pii_numbers import clear_caches
+from garrison.recognizers.pii import Scanner
+from garrison.recognizers.pii_numbers import clear_caches
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESIDIO_PYTHON = ROOT / "benchmarks" / ".work" / "presidio" / "bin" / "python"

@@ -12,11 +12,11 @@ import pytest
 
 from garrison.cli.main import main
 from garrison.core.config import Settings
-from garrison.data.pii import Scanner
-from garrison.data.pii_types import Entity
 from garrison.data.profile import profile_dataset
 from garrison.detectors import default_registry
 from garrison.engine import scan_path
+from garrison.recognizers.pii import Scanner
+from garrison.recognizers.pii_types import Entity
 
 CARDS = ["4111111111111111", "5500005555555559", "340000000000009"]
 SECRET = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key id, not a live key

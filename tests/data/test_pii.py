@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from garrison.data.pii import Entity, Match, Scanner, mask
+from garrison.recognizers.pii import Entity, Match, Scanner, mask
 
 SCANNER = Scanner()
 CORPUS_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "make_pii_corpus.py"
@@ -349,8 +349,8 @@ def _phone_reference(run: str, regions: tuple[str, ...]) -> tuple[str | None, bo
 def test_phone_check_matches_the_plain_phonenumbers_loop() -> None:
     import random
 
-    from garrison.data.pii import DEFAULT_REGIONS
-    from garrison.data.pii_numbers import NumberRecognizer
+    from garrison.recognizers.pii import DEFAULT_REGIONS
+    from garrison.recognizers.pii_numbers import NumberRecognizer
 
     rng = random.Random(11)
     recognizer = NumberRecognizer(entities=frozenset(Entity), regions=DEFAULT_REGIONS)
@@ -367,7 +367,7 @@ def test_iban_check_matches_stdnum() -> None:
 
     from stdnum import iban, numdb
 
-    from garrison.data.pii_text import _iban_ok
+    from garrison.recognizers.pii_text import _iban_ok
 
     rng = random.Random(3)
     registry = numdb.get("iban")
@@ -395,7 +395,7 @@ def test_iban_check_matches_stdnum() -> None:
 
 
 def test_shape_flags_are_never_wrong_when_false() -> None:
-    from garrison.data.pii_find import shape
+    from garrison.recognizers.pii_find import shape
 
     for text in ["", "abc", "ABC", "a b", "a\u00a0b", "x1", "\u0661", "123", "\u00dfa", " lead", "trail\t"]:
         view = shape(text)

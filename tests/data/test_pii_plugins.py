@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from garrison.core.errors import ConfigError, InputError
-from garrison.data.pii_plugins import WordListRecognizer, find_with, load_recognizer, load_recognizers
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_plugins import WordListRecognizer, find_with, load_recognizer, load_recognizers
+from garrison.recognizers.pii_types import Entity, Match
 
 
 def _terms(found: list[Match], text: str) -> list[tuple[str, str]]:
@@ -57,7 +57,7 @@ def test_word_list_errors(tmp_path: Path) -> None:
 
 
 PLUGIN = '''
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match
 
 
 class Capitalised:
@@ -149,7 +149,7 @@ def test_plugin_failures_fail_closed() -> None:
 
 
 def test_scanner_runs_plugins_one_value_at_a_time(tmp_path: Path) -> None:
-    from garrison.data.pii import Scanner
+    from garrison.recognizers.pii import Scanner
 
     seen: list[str] = []
 

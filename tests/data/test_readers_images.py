@@ -15,7 +15,6 @@ import pytest
 from garrison.cli.main import main
 from garrison.core.config import Settings
 from garrison.core.errors import InputError, ResourceLimitError, UnsupportedFormatError
-from garrison.data.pii_types import Entity
 from garrison.data.profile import profile_dataset
 from garrison.data.readers import detect_kind, iter_batches
 from garrison.data.readers_images import (
@@ -28,6 +27,7 @@ from garrison.data.readers_images import (
 from garrison.data.readers_images_array import load_image_array
 from garrison.detectors import default_registry
 from garrison.engine import scan_path
+from garrison.recognizers.pii_types import Entity
 
 Image = pytest.importorskip("PIL.Image")
 PngImagePlugin = pytest.importorskip("PIL.PngImagePlugin")

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from garrison.cli import data as data_cli
 from garrison.core.errors import GarrisonError, InputError, UsageError
-from garrison.data.pii import Scanner
-from garrison.data.pii_types import Entity
 from garrison.data.profile import profile_dataset
 from garrison.data.redact import redact_dataset
 from garrison.data.redact_strategies import Strategy
+from garrison.recognizers.pii import Scanner
+from garrison.recognizers.pii_types import Entity
 
 KEY = b"0123456789abcdef0123456789abcdef"
 OTHER_KEY = b"fedcba9876543210fedcba9876543210"

@@ -28,9 +28,9 @@ from garrison.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from garrison.data.pii_types import Entity
     from garrison.data.redact import RedactionReport
     from garrison.data.redact_strategies import Strategy
+    from garrison.recognizers.pii_types import Entity
 
 data_app = typer.Typer(
     help="Work on datasets: sanitized copies, schemas, group fairness and label issues.",
@@ -54,7 +54,7 @@ def _strategy(text: str, flag: str) -> Strategy:
 
 def _entity(text: str, flag: str) -> Entity:
     from garrison.core.errors import UsageError
-    from garrison.data.pii_types import Entity
+    from garrison.recognizers.pii_types import Entity
 
     try:
         return Entity(text.strip().lower().replace("_", "-"))
@@ -172,9 +172,9 @@ def redact(
     Exit codes: 0 written, 2 usage error (bad flag, missing key, OUTPUT exists), 3 unreadable input.
     """
     from garrison.core.errors import UsageError
-    from garrison.data.pii_types import Entity
     from garrison.data.redact import redact_dataset
     from garrison.data.redact_strategies import Strategy
+    from garrison.recognizers.pii_types import Entity
 
     if fmt not in ("console", "json"):
         raise UsageError(f"--format {fmt!r}: garrison data redact writes console or json")

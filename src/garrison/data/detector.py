@@ -10,13 +10,13 @@ from garrison.core.findings import Finding, Location
 from garrison.core.registry import DetectorOptions, FileDetector, FileTarget
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
-from garrison.data.pii_types import Entity
 from garrison.data.rules import DATA_RULES, PERSONAL_DATA, SECRET, UNREADABLE_ROWS
+from garrison.recognizers.pii_types import Entity
 
 if TYPE_CHECKING:
     from garrison.core.config import Settings
-    from garrison.data.pii import Scanner
     from garrison.data.profile import ColumnFinding, DataProfile
+    from garrison.recognizers.pii import Scanner
 
 #: Personal data that identifies a person on its own or opens their accounts: reported as high.
 HIGH_RISK = frozenset({Entity.CREDIT_CARD, Entity.IBAN, Entity.NATIONAL_ID, Entity.TAX_ID})
@@ -41,7 +41,7 @@ class PersonalDataOptions(DetectorOptions):
     """The detector's options."""
 
     recognizers: tuple[str, ...] = ()
-    """Specs of plugged-in recognizers (:mod:`garrison.data.pii_plugins`)."""
+    """Specs of plugged-in recognizers (:mod:`garrison.recognizers.pii_plugins`)."""
 
 
 class PersonalDataDetector(FileDetector):
@@ -64,8 +64,8 @@ class PersonalDataDetector(FileDetector):
         self._scanner: Scanner | None = None
         specs = getattr(self.options, "recognizers", ())
         if specs:  # loaded once per scan, so a bad spec stops it before any file is read
-            from garrison.data.pii import Scanner
-            from garrison.data.pii_plugins import load_recognizers
+            from garrison.recognizers.pii import Scanner
+            from garrison.recognizers.pii_plugins import load_recognizers
 
             self._scanner = Scanner(recognizers=load_recognizers(specs))
 

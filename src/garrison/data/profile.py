@@ -1,13 +1,13 @@
 """Personal data and secrets in a dataset, column by column: the scan behind GAR-PII and GAR-SEC.
 
 :func:`profile_dataset` streams a dataset (:mod:`garrison.data.readers`) and runs the recognizers
-(:mod:`garrison.data.pii`) over every value, with the column name as context. The result is a
+(:mod:`garrison.recognizers.pii`) over every value, with the column name as context. The result is a
 per-column summary: which columns hold which kind of personal data or secret, in how many rows,
 the first rows, and masked examples. It is the Python API for notebooks and the body of the
 :class:`~garrison.data.detector.PersonalDataDetector`.
 
 Speed: the distinct values of one column in one batch are scanned together with
-:meth:`~garrison.data.pii.Scanner.scan_many` (joined with a NUL character, which no recognizer looks
+:meth:`~garrison.recognizers.pii.Scanner.scan_many` (joined with a NUL character, which no recognizer looks
 across, and mapped back to their rows): the same matches as scanning each value alone, without the
 per-value Python overhead. A value seen before in the same column is not scanned again.
 """
@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from garrison.data.pii import Scanner, mask
-from garrison.data.pii_types import Entity, Match
 from garrison.data.readers import detect_kind, iter_batches
 from garrison.data.readers_common import ReadProblem
+from garrison.recognizers.pii import Scanner, mask
+from garrison.recognizers.pii_types import Entity, Match
 
 #: Rows, examples and problems kept per finding: enough to act on, bounded whatever the data size.
 KEEP_ROWS = 5

@@ -2,7 +2,7 @@
 
 :func:`redact_dataset` streams a CSV, TSV, JSON Lines, plain text or Parquet file (gzip-compressed
 text formats too), finds personal data and secrets in every value with the column name as context
-(:mod:`garrison.data.pii`), replaces each match by a :class:`~garrison.data.redact_strategies.Strategy`
+(:mod:`garrison.recognizers.pii`), replaces each match by a :class:`~garrison.data.redact_strategies.Strategy`
 and writes a file of the same format. Memory is bounded by one batch of rows (one row group for
 Parquet), never by the size of the file. The output is written to a temporary file next to the
 destination and renamed into place only when complete, so a failed run leaves no half-written file.
@@ -11,7 +11,7 @@ The values of one column in one batch are scanned as one text, as the profile do
 (:func:`scan_values`), which keeps the per-value overhead out of the loop.
 
 The :class:`RedactionReport` counts what changed per column and entity and shows masked examples
-(:func:`garrison.data.pii.mask`); it never holds an original value, a pseudonym or a fake.
+(:func:`garrison.recognizers.pii.mask`); it never holds an original value, a pseudonym or a fake.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from garrison.core.errors import InputError, UnsupportedFormatError, UsageError
-from garrison.data.pii import Scanner, mask
-from garrison.data.pii_types import Entity, Match
 from garrison.data.profile import KEEP_EXAMPLES, KEEP_PROBLEMS, _scan_column
 from garrison.data.readers import detect_kind
 from garrison.data.readers_common import ReadProblem
 from garrison.data.redact_strategies import Replacer, Strategy
+from garrison.recognizers.pii import Scanner, mask
+from garrison.recognizers.pii_types import Entity, Match
 
 __all__ = ["ColumnChange", "RedactionReport", "Strategy", "redact_dataset", "scan_values"]
 
@@ -42,7 +42,7 @@ def scan_values(
 ) -> list[tuple[int, str, Match]]:
     """``(key, value, match)`` for every match in ``values`` (``(key, value)`` pairs of one column).
 
-    The values are scanned in batches (:meth:`~garrison.data.pii.Scanner.scan_many`), with the same
+    The values are scanned in batches (:meth:`~garrison.recognizers.pii.Scanner.scan_many`), with the same
     matches as scanning each value alone. Match offsets are relative to their own value.
     """
     return _scan_column(scanner, column, values)
@@ -63,7 +63,7 @@ class ColumnChange:
     matches: int
     """Matches replaced (a value may hold several)."""
     examples: tuple[str, ...]
-    """Masked forms of the first originals (:func:`~garrison.data.pii.mask`); never the value itself."""
+    """Masked forms of the first originals (:func:`~garrison.recognizers.pii.mask`); never the value."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

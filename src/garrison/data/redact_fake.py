@@ -27,7 +27,7 @@ from typing import Any
 from stdnum import iban as std_iban
 from stdnum import luhn
 
-from garrison.data.pii_types import Entity
+from garrison.recognizers.pii_types import Entity
 
 __all__ = ["FakeMaker"]
 

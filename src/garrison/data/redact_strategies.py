@@ -2,7 +2,7 @@
 
 A strategy turns one match (an e-mail address, a card number...) into its replacement text:
 
-- ``mask``: the masked form :func:`garrison.data.pii.mask` shows as evidence (``j***@e***.com``);
+- ``mask``: the masked form :func:`garrison.recognizers.pii.mask` shows as evidence (``j***@e***.com``);
 - ``token``: the entity's type, ``[EMAIL]``, ``[CREDIT_CARD]``;
 - ``drop``: nothing — the span is removed, and a value that was only the span becomes empty;
 - ``hash``: a keyed pseudonym, ``email_3f9a1c2b7d0e``: the entity and the first 12 hex digits of
@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from garrison.core.errors import UsageError
-from garrison.data.pii import mask
-from garrison.data.pii_types import Entity, Match
 from garrison.data.redact_fake import FakeMaker
+from garrison.recognizers.pii import mask
+from garrison.recognizers.pii_types import Entity, Match
 
 __all__ = ["MIN_KEY_BYTES", "PSEUDONYM_HEX", "Replacer", "Strategy"]
 

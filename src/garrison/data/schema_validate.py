@@ -3,7 +3,7 @@
 :func:`validate` reads the file batch by batch (:func:`~garrison.data.readers.iter_batches`) and
 keeps, per column and check, the number of rows that fail it, the first row numbers and a few
 example values. Examples are personal data as often as not, so each one is run through the PII
-scanner and masked (:func:`~garrison.data.pii.mask`) before it is kept; a long value is kept only as
+scanner and masked (:func:`~garrison.recognizers.pii.mask`) before it is kept; a long value is kept only as
 its length.
 
 Uniqueness is checked exactly with a set of 8-byte BLAKE2b digests of the values (about 60 bytes of
@@ -21,10 +21,10 @@ from hashlib import blake2b
 from pathlib import Path
 
 from garrison.core.errors import UsageError
-from garrison.data.pii import Scanner, mask
 from garrison.data.readers import ReadProblem, iter_batches
 from garrison.data.schema import MAX_REGEX_INPUT, ColumnSchema, Schema
 from garrison.data.schema_types import ColumnType, Value, describe, is_null, parser
+from garrison.recognizers.pii import Scanner, mask
 
 __all__ = ["CHECKS", "CheckViolations", "ValidationResult", "validate"]
 

@@ -16,8 +16,8 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from garrison.data.pii_find import literal_starts, match_at
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_find import literal_starts, match_at
+from garrison.recognizers.pii_types import Entity, Match
 
 #: One alternation, each branch anchored on a literal prefix; the group name is the kind.
 PROVIDER_KEY = re.compile(
@@ -71,7 +71,7 @@ def _is_jwt(token: str) -> bool:
 
 
 def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
-    """Yield the secrets in ``text``; ``low`` is :func:`~garrison.data.pii_find.lowered` of it."""
+    """Yield the secrets in ``text``; ``low`` is :func:`~garrison.recognizers.pii_find.lowered` of it."""
     taken: list[tuple[int, int]] = []
     for m in match_at(PROVIDER_KEY, text, literal_starts(text, _KEY_NEEDLES)):
         kind = m.lastgroup or "secret"

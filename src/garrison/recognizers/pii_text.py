@@ -21,9 +21,9 @@ from stdnum.in_ import pan
 from stdnum.it import codicefiscale
 from stdnum.util import get_cc_module
 
-from garrison.data.pii_find import SEP, Shape, segment
-from garrison.data.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_find import SEP, Shape, segment
+from garrison.recognizers.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
+from garrison.recognizers.pii_types import Entity, Match
 
 EMAIL = re.compile(
     r"(?<![\w.%+\-:/])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"

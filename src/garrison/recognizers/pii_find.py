@@ -8,7 +8,7 @@ starts at (or a known offset before) a literal — ``born``, ``Mr``, ``AKIA``, `
 same matches as ``pattern.finditer(text)``, as long as the candidates include every possible start.
 
 A NUL character (:data:`SEP`) is a hard boundary for every recognizer: no match spans it and no
-context is looked for across it. :meth:`~garrison.data.pii.Scanner.scan_many` joins the values of a
+context is looked for across it. :meth:`~garrison.recognizers.pii.Scanner.scan_many` joins the values of a
 column with it and scans them as one text, with the same matches as scanning each value alone.
 """
 

@@ -22,13 +22,13 @@ import operator
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from garrison.data.pii_context import column_hints, scan_context
-from garrison.data.pii_find import SEP, shape
-from garrison.data.pii_numbers import NumberRecognizer
-from garrison.data.pii_plugins import Recognizer, find_with
-from garrison.data.pii_secrets import scan_secrets
-from garrison.data.pii_text import TokenRecognizer
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_context import column_hints, scan_context
+from garrison.recognizers.pii_find import SEP, shape
+from garrison.recognizers.pii_numbers import NumberRecognizer
+from garrison.recognizers.pii_plugins import Recognizer, find_with
+from garrison.recognizers.pii_secrets import scan_secrets
+from garrison.recognizers.pii_text import TokenRecognizer
+from garrison.recognizers.pii_types import Entity, Match
 
 __all__ = ["DEFAULT_REGIONS", "Entity", "Match", "Scanner", "mask"]
 
@@ -118,7 +118,7 @@ class Scanner:
     ) -> Iterator[tuple[int, str, Match]]:
         """``(i, scanned, match)`` for each match of :meth:`scan` in each of ``texts``, text by text.
 
-        The texts are joined with a NUL character (:data:`~garrison.data.pii_find.SEP`), which every
+        The texts are joined with a NUL character (:data:`~garrison.recognizers.pii_find.SEP`), which every
         recognizer treats as a hard boundary, and scanned a megabyte or so at a time: the same matches
         as scanning each text alone, for a few string operations per text instead of a pass of every
         recognizer. ``match`` is one of ``texts[i]``'s, with offsets into ``scanned``, the text that was

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from garrison.core.errors import ConfigError, InputError
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match
 
 __all__ = [
     "ENTRY_POINT_GROUP",

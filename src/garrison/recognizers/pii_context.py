@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from garrison.data.pii_find import SEP, Shape, before_sep, literal_starts, match_at, segment
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_find import SEP, Shape, before_sep, literal_starts, match_at, segment
+from garrison.recognizers.pii_types import Entity, Match
 
 _MONTH = (
     r"(?:jan|feb|f[ée]v|m[äa]r|apr|avr|abr|ma[iy]|mei|mag|jun|jui|giu|jul|lug|aug|ao[uû]|ago|sep|set|"

@@ -24,8 +24,8 @@ from stdnum.in_ import aadhaar
 from stdnum.nl import bsn
 from stdnum.us import ein, itin, ssn
 
-from garrison.data.pii_find import after_sep
-from garrison.data.pii_types import Entity, Match
+from garrison.recognizers.pii_find import after_sep
+from garrison.recognizers.pii_types import Entity, Match
 
 #: Digits joined by single separators; not part of a word, a version string or a longer token.
 DIGIT_RUN = re.compile(r"(?<![\w.\-/+@])\+?(?:\(\d{1,5}\) ?)?\d+(?:(?:[ .\-/]|\) ?| ?\()\d+)*(?!\w|[.\-/]\d)")
@@ -139,7 +139,7 @@ def near(
 ) -> bool:
     """Whether ``pattern`` occurs in the ``window`` characters before ``start`` (not across a NUL).
 
-    ``low`` is ``text`` lower-cased with the same offsets (see :func:`~garrison.data.pii_find.lowered`):
+    ``low`` is ``text`` lower-cased with the same offsets (:func:`~garrison.recognizers.pii_find.lowered`):
     with it, a window that holds none of the pattern's literals is answered without the regex.
     """
     lo = after_sep(text, max(0, start - window), start)
@@ -202,7 +202,7 @@ def _shifted(match: Match, by: int) -> Match:
 
 
 class NumberRecognizer:
-    """Classifies digit runs; built once per :class:`~garrison.data.pii.Scanner`."""
+    """Classifies digit runs; built once per :class:`~garrison.recognizers.pii.Scanner`."""
 
     __slots__ = ("_entities", "_min_score", "_numbers", "_phones", "_regions", "_runs")
 
@@ -222,7 +222,7 @@ class NumberRecognizer:
     def scan(self, text: str, hints: frozenset[str], low: str | None) -> Iterator[Match]:
         """Yield the matches among the digit runs of ``text``; ``hints`` come from the column name.
 
-        ``low`` is :func:`~garrison.data.pii_find.lowered` of ``text``, computed once per scan.
+        ``low`` is :func:`~garrison.recognizers.pii_find.lowered` of ``text``, computed once per scan.
         """
         seen = self._runs
         for m in DIGIT_RUN.finditer(text):
