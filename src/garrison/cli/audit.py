@@ -1,13 +1,36 @@
-"""``garrison audit verify`` and ``garrison audit log``: the tamper-evident event log."""
+"""``garrison audit verify|log|export|recover``: the tamper-evident event log."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from typing import Annotated
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, emit, load, make_console, note, open_store
+from garrison.cli.common import (
+    ConfigOption,
+    DbOption,
+    OutputOption,
+    emit,
+    load,
+    make_console,
+    note,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from garrison.core.eventlog import LogRecord
+    from garrison.store import Store
+
+#: Records read per query while exporting.
+_EXPORT_PAGE = 1_000
 
 app = typer.Typer(
     help="The tamper-evident event log.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
@@ -96,3 +119,129 @@ def log(
             r.hash[:12],
         )
     make_console().print(table)
+
+
+@app.command("export")
+def export(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="TIME",
+            help="Only events at or after this ISO 8601 time (2026-11-26 or 2026-11-26T10:00:00Z; UTC if "
+            "no zone is given).",
+            show_default=False,
+        ),
+    ] = None,
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="Only events of this type; a glob such as 'gateway.*' works. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Write the event log as JSON lines, oldest first: seq, hash, prev_hash and the event's fields.
+
+    Streams page by page, so a log of any size is exported in bounded memory.
+    """
+    from garrison.core.errors import UsageError
+
+    after = _parse_since(since) if since is not None else None
+    types = tuple(event_type or ())
+    loaded = load({"db": db}, config_file)
+    with open_store(loaded) as store:
+        records = _filtered(_all_records(store), after=after, types=types)
+        if output is None:
+            count = _write_lines(records, sys.stdout)
+            sys.stdout.flush()
+        else:
+            target = output.expanduser()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                        count = _write_lines(records, handle)
+                    os.replace(tmp, target)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+            except OSError as exc:
+                raise UsageError(f"cannot write the export to {output}: {exc.strerror or exc}") from None
+            note(f"{count} events written to {target}")
+
+
+@app.command("recover")
+def recover(
+    journal_dir: Annotated[
+        Path,
+        typer.Option(
+            "--journal-dir", metavar="DIR", help="The gateway's audit journal folder.", file_okay=False
+        ),
+    ],
+    db: DbOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Append to the log the events that gateway processes journalled but had not stored when they died.
+
+    Journals of processes still running are left alone. Safe to run any number of times.
+    """
+    from garrison.gateway.audit import recover_journals
+
+    loaded = load({"db": db}, config_file)
+    with open_store(loaded) as store:
+        count = recover_journals(journal_dir, store)
+    note(f"{count} events recovered from {journal_dir}")
+
+
+def _parse_since(text: str) -> datetime:
+    from garrison.core.errors import UsageError
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is not an ISO 8601 time", hint="use 2026-11-26 or 2026-11-26T10:00:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _all_records(store: Store) -> Iterator[LogRecord]:
+    after: int | None = None
+    while True:
+        page = store.event_records(limit=_EXPORT_PAGE, after_seq=after)
+        yield from page
+        if len(page) < _EXPORT_PAGE:
+            return
+        after = page[-1].seq
+
+
+def _filtered(
+    records: Iterator[LogRecord], *, after: datetime | None, types: tuple[str, ...]
+) -> Iterator[LogRecord]:
+    for record in records:
+        if after is not None and record.event.occurred_at < after:
+            continue
+        if types and not any(fnmatch.fnmatchcase(record.event.type, t) for t in types):
+            continue
+        yield record
+
+
+def _write_lines(records: Iterator[LogRecord], handle: IO[str]) -> int:
+    count = 0
+    for record in records:
+        line = {
+            "seq": record.seq,
+            "hash": record.hash,
+            "prev_hash": record.prev_hash,
+            **record.event.payload(),
+        }
+        handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count

@@ -22,6 +22,8 @@ from garrison.cli import (
     data_backdoor,
     data_bias,
     data_labels,
+    gateway,
+    keys,
     load,
     rules,
     scan,
@@ -84,6 +86,8 @@ data.data_app.command("bias")(data_bias.bias)
 data.data_app.command("labels")(data_labels.labels)
 data.data_app.command("backdoor")(data_backdoor.backdoor)
 app.add_typer(data.data_app, name="data")
+app.add_typer(gateway.app, name="gateway")
+app.add_typer(keys.app, name="keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

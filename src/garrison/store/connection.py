@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: The newest migration in ``migrations/versions``; a test keeps the two in step.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 #: How long a SQLite writer waits for another writer before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -2,8 +2,8 @@
 
 The migration in ``migrations/versions`` creates exactly these tables; a test compares the two.
 Everything a report needs to be rebuilt is kept: assets by identity, runs, the assets each run
-scanned (with the locator it had in that run), findings (baselined ones flagged), and the event
-log with its head.
+scanned (with the locator it had in that run), findings (baselined ones flagged), the event
+log with its head, and the gateway's API keys (only their hashes).
 
 Text that takes part in the event chain's hash (``events.occurred_at`` and ``events.data``) is
 stored as plain ``TEXT`` exactly as it was hashed, so no database renormalises it.
@@ -154,3 +154,20 @@ class EventHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiKeyRow(Base):
+    """One gateway API key: never the key itself, only its SHA-256 and a non-secret prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rotated_from: Mapped[str | None] = mapped_column(String(32))

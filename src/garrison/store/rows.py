@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -202,3 +203,70 @@ def rebuild_record(row: RowMapping) -> LogRecord:
             id=str(row["event_id"]),
         )
     return LogRecord(seq=int(row["seq"]), event=event, prev_hash=row["prev_hash"], hash=row["hash"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredApiKey:
+    """A gateway API key as the store keeps it: the key's SHA-256, never the key."""
+
+    id: str
+    """Public key id (also inside the key text, so a key names its own record)."""
+    name: str
+    """Human label given when the key was created."""
+    hash: str
+    """Lower-case hex SHA-256 of the full key text."""
+    prefix: str
+    """Non-secret start of the key (``gar_<id>``), shown to recognise it."""
+    roles: tuple[str, ...]
+    """Roles the key grants, sorted."""
+    scopes: tuple[str, ...]
+    """Scopes the key is limited to, sorted (empty: whatever its roles allow)."""
+    created_at: datetime
+    """When the key was created (aware, UTC)."""
+    expires_at: datetime | None = None
+    """When it stops working, or ``None`` for never."""
+    revoked_at: datetime | None = None
+    """When it was (or will be, after a rotation's grace period) revoked, or ``None``."""
+    rotated_from: str | None = None
+    """Id of the key this one replaced in a rotation."""
+
+
+def api_key_row(key: StoredApiKey) -> dict[str, Any]:
+    """Values of an ``api_keys`` row."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "hash": key.hash,
+        "prefix": key.prefix,
+        "roles": dump_json(sorted(key.roles)),
+        "scopes": dump_json(sorted(key.scopes)),
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "rotated_from": key.rotated_from,
+    }
+
+
+def rebuild_api_key(row: RowMapping) -> StoredApiKey:
+    """A :class:`StoredApiKey` from an ``api_keys`` row."""
+    try:
+        roles, scopes = json.loads(row["roles"]), json.loads(row["scopes"])
+        if not all(isinstance(r, str) for r in [*roles, *scopes]):
+            raise TypeError("roles and scopes must be lists of strings")
+        return StoredApiKey(
+            id=row["id"],
+            name=row["name"],
+            hash=row["hash"],
+            prefix=row["prefix"],
+            roles=tuple(roles),
+            scopes=tuple(scopes),
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+            rotated_from=row["rotated_from"],
+        )
+    except (ValueError, TypeError) as exc:
+        raise StorageError(
+            f"stored API key {row['id']} cannot be read back: {exc}",
+            hint="the store was changed by something other than Garrison",
+        ) from None

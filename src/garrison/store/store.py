@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -20,6 +21,7 @@ from garrison.core.results import ScanReport
 from garrison.core.severity import Severity
 from garrison.store import chain
 from garrison.store.connection import create_store_engine, mask_url, migrate, writing
+from garrison.store.models import ApiKeyRow, Base
 from garrison.store.queries import (
     ASSETS,
     FINDINGS,
@@ -36,14 +38,19 @@ from garrison.store.queries import (
 from garrison.store.rows import (
     COUNT_COLUMNS,
     RuleResolver,
+    StoredApiKey,
+    api_key_row,
     errors_json,
     finding_row,
+    rebuild_api_key,
     rebuild_asset,
     rebuild_errors,
     rebuild_finding,
     rebuild_skipped,
     skipped_json,
 )
+
+API_KEYS = Base.metadata.tables[ApiKeyRow.__tablename__]
 
 #: Records read per query while verifying the event log.
 _VERIFY_PAGE = 5_000
@@ -319,6 +326,25 @@ class Store:
         with self._writing("append events") as connection:
             return chain.append(connection, events)
 
+    def append_new_events(self, events: Sequence[Event]) -> list[LogRecord]:
+        """Like :meth:`append_events`, leaving out events whose id the log already holds.
+
+        For replaying a journal after a crash: a batch stored just before the crash is not stored
+        twice. The ids are checked inside the write transaction (on SQLite under its write lock).
+        """
+        from garrison.store.models import Base as _Base
+        from garrison.store.models import EventRow
+
+        table = _Base.metadata.tables[EventRow.__tablename__]
+        with self._writing("append events") as connection:
+            known: set[str] = set()
+            ids = [e.id for e in events]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                query = select(table.c.event_id).where(table.c.event_id.in_(chunk))
+                known.update(connection.execute(query).scalars())
+            return chain.append(connection, [e for e in events if e.id not in known])
+
     def event_records(self, limit: int | None = None, after_seq: int | None = None) -> list[LogRecord]:
         """Stored log records in ``seq`` order, after ``after_seq`` if given, at most ``limit``."""
         with self._reading("read events") as connection:
@@ -336,6 +362,60 @@ class Store:
                 if len(page) < _VERIFY_PAGE:
                     break
         return verify_chain(records, head)
+
+    # -- gateway API keys ----------------------------------------------------------------------
+
+    def add_api_key(self, key: StoredApiKey, events: Sequence[Event] = ()) -> None:
+        """Store a new API key and append ``events`` (its audit trail) in one transaction."""
+        with self._writing(f"add API key {key.id}") as connection:
+            connection.execute(insert(API_KEYS), api_key_row(key))
+            if events:
+                chain.append(connection, events)
+
+    def revoke_api_key(self, key_id: str, *, at: datetime, events: Sequence[Event] = ()) -> StoredApiKey:
+        """Revoke ``key_id`` from ``at`` (earlier revocations stand) and append ``events``, atomically.
+
+        Returns the key as stored afterwards. Raises ``UsageError`` for an unknown id.
+        """
+        with self._writing(f"revoke API key {key_id}") as connection:
+            current = self._require_api_key(connection, key_id)
+            if current.revoked_at is None or current.revoked_at > at:
+                connection.execute(update(API_KEYS).where(API_KEYS.c.id == key_id).values(revoked_at=at))
+            if events:
+                chain.append(connection, events)
+            return self._require_api_key(connection, key_id)
+
+    def rotate_api_key(
+        self, old_id: str, successor: StoredApiKey, *, revoke_at: datetime, events: Sequence[Event] = ()
+    ) -> None:
+        """Store ``successor``, revoke ``old_id`` from ``revoke_at`` and append ``events``, atomically."""
+        with self._writing(f"rotate API key {old_id}") as connection:
+            current = self._require_api_key(connection, old_id)
+            connection.execute(insert(API_KEYS), api_key_row(successor))
+            if current.revoked_at is None or current.revoked_at > revoke_at:
+                connection.execute(
+                    update(API_KEYS).where(API_KEYS.c.id == old_id).values(revoked_at=revoke_at)
+                )
+            if events:
+                chain.append(connection, events)
+
+    def api_keys(self) -> list[StoredApiKey]:
+        """Every stored API key (revoked and expired ones included), oldest first."""
+        with self._reading("list API keys") as connection:
+            rows = connection.execute(select(API_KEYS).order_by(API_KEYS.c.created_at, API_KEYS.c.id))
+            return [rebuild_api_key(row) for row in rows.mappings()]
+
+    def api_key(self, key_id: str) -> StoredApiKey | None:
+        """The stored API key with this id, or ``None``."""
+        with self._reading(f"read API key {key_id}") as connection:
+            row = connection.execute(select(API_KEYS).where(API_KEYS.c.id == key_id)).mappings().first()
+            return None if row is None else rebuild_api_key(row)
+
+    def api_key_by_hash(self, key_hash: str) -> StoredApiKey | None:
+        """The stored API key whose SHA-256 is ``key_hash``, or ``None``."""
+        with self._reading("look up an API key") as connection:
+            row = connection.execute(select(API_KEYS).where(API_KEYS.c.hash == key_hash)).mappings().first()
+            return None if row is None else rebuild_api_key(row)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -402,6 +482,12 @@ class Store:
                 hint="give more characters of the id; garrison runs lists them",
             )
         raise UsageError(f"no scan run {run_id!r} in the store", hint="garrison runs lists them")
+
+    def _require_api_key(self, connection: Connection, key_id: str) -> StoredApiKey:
+        row = connection.execute(select(API_KEYS).where(API_KEYS.c.id == key_id)).mappings().first()
+        if row is None:
+            raise UsageError(f"no API key {key_id!r} in the store", hint="garrison keys list shows them")
+        return rebuild_api_key(row)
 
     def _require_run(self, connection: Connection, run_id: str) -> None:
         if connection.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar_one_or_none() is None:

@@ -1,0 +1,328 @@
+"""The admin API under ``admin.prefix`` (default ``/admin``), for callers with the admin role.
+
+Keys are managed here as with ``garrison keys``; roles, routes and limits are shown as the running
+configuration (they change by editing gateway.yaml and restarting, so a reviewed file stays the
+source of truth). ``GET {prefix}/openapi.json`` describes every endpoint.
+
+Every call is authorized (action ``admin`` on route ``admin``) before its body is read, and becomes
+one audit event like any other request. Key texts appear only in the response that creates them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import timedelta
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from garrison.core.errors import GarrisonError
+from garrison.gateway.http import JSON_TYPE, NO_STORE, Receive, Scope, Send, read_body, send_response
+from garrison.gateway.keys import KeyRecord, create_key, list_keys, parse_duration, revoke_key, rotate_key
+from garrison.gateway.types import Decision, Denied, Outcome
+from garrison.gateway.validate import parse_json_body
+
+if TYPE_CHECKING:
+    from garrison.gateway.app import Gateway
+    from garrison.gateway.server import Components
+
+_KEY_PATH = re.compile(r"^keys/(?P<id>[A-Za-z0-9]{1,64})/(?P<verb>revoke|rotate)$")
+_MAX_ADMIN_BODY = 64 * 1024
+
+
+class NewKey(BaseModel):
+    """Body of ``POST {prefix}/keys``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[\w .:@-]+$")
+    roles: list[str] = Field(min_length=1, max_length=32)
+    scopes: list[str] = Field(default_factory=list, max_length=64)
+    expires: str | None = Field(default=None, max_length=16, description="Lifetime such as 30d or 12h.")
+
+
+class Rotation(BaseModel):
+    """Body of ``POST {prefix}/keys/{id}/rotate`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace: str | None = Field(default=None, max_length=16, description="Old key keeps working this long.")
+
+
+def _key_json(record: KeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "roles": sorted(record.roles),
+        "scopes": sorted(record.scopes),
+        "status": record.status(),
+        "created": record.created.isoformat(),
+        "expires": record.expires.isoformat() if record.expires else None,
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        "rotated_from": record.rotated_from,
+    }
+
+
+async def handle_admin(
+    c: Components, scope: Scope, receive: Receive, send: Send, ex: Any, gateway: Gateway
+) -> None:
+    """Serve one admin request (the caller is authenticated; this authorizes and dispatches)."""
+    facts = ex.facts
+    t = time.perf_counter()
+    ex.step = "authz"
+    c.authz.check(facts.principal, route="admin", model="*", action="admin")
+    facts.action = "admin"
+    facts.decisions.append(Decision(step="authz", outcome=Outcome.ALLOW, ms=(time.perf_counter() - t) * 1000))
+    ex.step = "admin"
+
+    prefix = c.config.admin.prefix.rstrip("/")
+    sub = facts.path[len(prefix) :].strip("/")
+    method = facts.method
+    actor = facts.principal.id if facts.principal is not None else "anonymous"
+    found = _KEY_PATH.match(sub)
+    if method == "GET" and sub in _VIEWS:
+        status, payload = 200, _VIEWS[sub](c, prefix)
+    elif method == "POST" and sub == "keys":
+        status, payload = await _create(c, scope, receive, ex, actor)
+    elif method == "POST" and found:
+        status, payload = await _key_action(
+            c, scope, receive, ex, actor, found.group("id"), found.group("verb")
+        )
+    elif sub in _VIEWS or sub == "keys" or found:
+        raise Denied(405, "method_not_allowed")
+    else:
+        raise Denied(404, "no_route")
+
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    ex.status = status
+    # a response that carries a new key is audited by its status alone, never its digest or body
+    ex.response_bytes = b"" if "key" in payload else data
+    headers = [JSON_TYPE, NO_STORE]
+    gateway._finish(ex, headers)
+    await send_response(send, status, data, headers)
+
+
+async def _create(
+    c: Components, scope: Scope, receive: Receive, ex: Any, actor: str
+) -> tuple[int, dict[str, Any]]:
+    new = _model(NewKey, await _body(receive, scope, c, ex))
+    unknown = sorted(set(new.roles) - set(c.config.roles.root))
+    if unknown:
+        raise Denied(422, "unknown_role", public=f"unknown roles: {', '.join(unknown)}")
+    created = create_key(
+        c.store,
+        name=new.name,
+        roles=new.roles,
+        scopes=new.scopes,
+        expires_in=_duration(new.expires),
+        actor=actor,
+    )
+    return 201, {"key": created.key, "shown_once": True, **_key_json(created.record)}
+
+
+async def _key_action(
+    c: Components, scope: Scope, receive: Receive, ex: Any, actor: str, key_id: str, verb: str
+) -> tuple[int, dict[str, Any]]:
+    body = await _body(receive, scope, c, ex)
+    try:
+        if verb == "revoke":
+            if body.strip() not in (b"", b"{}"):
+                raise Denied(422, "admin_body_invalid", public="revoke takes no body")
+            return 200, _key_json(revoke_key(c.store, key_id, actor=actor, reason="admin api"))
+        rotation = _model(Rotation, body or b"{}")
+        created = rotate_key(c.store, key_id, actor=actor, grace=_duration(rotation.grace) or timedelta(0))
+    except (GarrisonError, LookupError):
+        raise Denied(404, "no_such_key") from None
+    return 201, {"key": created.key, "shown_once": True, **_key_json(created.record)}
+
+
+def _show_keys(c: Components, prefix: str) -> dict[str, Any]:
+    return {"keys": [_key_json(r) for r in list_keys(c.store)]}
+
+
+def _show_roles(c: Components, prefix: str) -> dict[str, Any]:
+    return {"roles": c.config.roles.model_dump(mode="json")}
+
+
+def _show_routes(c: Components, prefix: str) -> dict[str, Any]:
+    return {
+        "routes": [
+            {"name": r.name, "path": r.path, "methods": list(r.methods), "kind": r.kind, "action": r.action}
+            for r in c.config.routes
+        ]
+    }
+
+
+def _show_limits(c: Components, prefix: str) -> dict[str, Any]:
+    return {
+        "backend": c.config.limits_backend.type,
+        "on_backend_error": c.config.limits_backend.on_backend_error,
+        "limits": [rule.model_dump(mode="json") for rule in c.config.limits],
+    }
+
+
+def _show_openapi(c: Components, prefix: str) -> dict[str, Any]:
+    return openapi(prefix)
+
+
+_VIEWS: dict[str, Callable[[Components, str], dict[str, Any]]] = {
+    "keys": _show_keys,
+    "roles": _show_roles,
+    "routes": _show_routes,
+    "limits": _show_limits,
+    "openapi.json": _show_openapi,
+}
+
+
+async def _body(receive: Receive, scope: Scope, c: Components, ex: Any) -> bytes:
+    ctype = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    body = await read_body(
+        receive, scope, limit=_MAX_ADMIN_BODY, timeout=c.config.server.body_timeout_seconds
+    )
+    if body and not ctype.split(b";")[0].strip().lower() == b"application/json":
+        raise Denied(415, "unsupported_media_type")
+    ex.request_bytes = body
+    return body
+
+
+def _model(model: type[BaseModel], body: bytes) -> Any:
+    parsed = parse_json_body(body or b"{}", max_depth=8)
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "/".join(str(p) for p in first["loc"]) or "/"
+        raise Denied(422, "admin_body_invalid", public=f"invalid field {where}: {first['type']}") from None
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except GarrisonError:
+        raise Denied(
+            422, "admin_body_invalid", public="invalid duration; use forms like 30d, 12h, 15m"
+        ) from None
+
+
+def openapi(prefix: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the admin API."""
+    key = {
+        "type": "object",
+        "required": ["id", "name", "prefix", "roles", "scopes", "status", "created"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": ["active", "expired", "revoked", "revoking"]},
+            "created": {"type": "string"},
+            "expires": {"type": ["string", "null"]},
+            "revoked_at": {"type": ["string", "null"]},
+            "rotated_from": {"type": ["string", "null"]},
+        },
+    }
+    error = {
+        "description": "Denied",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    denials = {str(code): error for code in (401, 403, 404, 413, 415, 422, 429)}
+    created = {
+        "description": "Created; the key is shown in this response only",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedKey"}}},
+    }
+    key_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$"},
+    }
+
+    def ok(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}, **denials}
+
+    def body(ref: str, required: bool) -> dict[str, Any]:
+        return {
+            "required": required,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Garrison gateway admin API", "version": "1"},
+        "security": [{"bearer": []}],
+        "paths": {
+            f"{prefix}/keys": {
+                "get": {
+                    "operationId": "listKeys",
+                    "responses": ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}
+                            },
+                        }
+                    ),
+                },
+                "post": {
+                    "operationId": "createKey",
+                    "requestBody": body("NewKey", True),
+                    "responses": {"201": created, **denials},
+                },
+            },
+            f"{prefix}/keys/{{id}}/revoke": {
+                "post": {
+                    "operationId": "revokeKey",
+                    "parameters": [key_id],
+                    "responses": ok({"$ref": "#/components/schemas/Key"}),
+                },
+            },
+            f"{prefix}/keys/{{id}}/rotate": {
+                "post": {
+                    "operationId": "rotateKey",
+                    "parameters": [key_id],
+                    "requestBody": body("Rotation", False),
+                    "responses": {"201": created, **denials},
+                },
+            },
+            f"{prefix}/roles": {"get": {"operationId": "showRoles", "responses": ok({"type": "object"})}},
+            f"{prefix}/routes": {"get": {"operationId": "showRoutes", "responses": ok({"type": "object"})}},
+            f"{prefix}/limits": {"get": {"operationId": "showLimits", "responses": ok({"type": "object"})}},
+            f"{prefix}/openapi.json": {
+                "get": {"operationId": "openapi", "responses": ok({"type": "object"})}
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Key": key,
+                "CreatedKey": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Key"},
+                        {
+                            "type": "object",
+                            "required": ["key"],
+                            "properties": {"key": {"type": "string"}, "shown_once": {"type": "boolean"}},
+                        },
+                    ]
+                },
+                "NewKey": NewKey.model_json_schema(),
+                "Rotation": Rotation.model_json_schema(),
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+            },
+        },
+    }
