@@ -55,6 +55,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     from garrison.data.schema_rules import SCHEMA_RULES
     from garrison.engine.rules import ENGINE_RULES
     from garrison.integrity.rules import INTEGRITY_RULES
+    from garrison.llm.rules import LLM_RULES
 
     registry = Registry()
     registry.add_rules(ENGINE_RULES, owner="engine")
@@ -63,6 +64,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     registry.add_rules(SCHEMA_RULES, owner="data.schema")
     registry.add_rules(LABEL_RULES, owner="data.labels")
     registry.add_rules(BACKDOOR_RULES, owner="data.backdoor")
+    registry.add_rules(LLM_RULES, owner="llm")
     for detector in builtin_detectors():
         registry.add(detector)
     for old, new in RULE_REDIRECTS.items():

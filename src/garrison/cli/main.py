@@ -24,6 +24,7 @@ from garrison.cli import (
     data_labels,
     gateway,
     keys,
+    llm,
     load,
     rules,
     scan,
@@ -88,6 +89,7 @@ data.data_app.command("backdoor")(data_backdoor.backdoor)
 app.add_typer(data.data_app, name="data")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(keys.app, name="keys")
+app.add_typer(llm.app, name="llm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
