@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from garrison.core.events import Event, canonical_json
+from garrison.core.events import Event, canonical_event
 
 GENESIS_HASH = "0" * 64
 
 
 def chain_hash(prev_hash: str, event: Event) -> str:
     """The hash that links ``event`` to the record before it."""
-    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical_json(event.payload())).hexdigest()
+    return _hash(prev_hash, canonical_event(event)[2])
+
+
+def _hash(prev_hash: str, payload: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + payload).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +42,10 @@ class LogRecord:
     """Hash of the record before it (``GENESIS_HASH`` for the first)."""
     hash: str
     """This record's hash."""
+    occurred: str = field(default="", compare=False, repr=False)
+    """The event's timestamp as the chain hashed it (set by :func:`link`; empty otherwise)."""
+    data_json: str = field(default="", compare=False, repr=False)
+    """The event's data as the chain hashed it (set by :func:`link`; empty otherwise)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,8 +63,11 @@ def link(events: Iterable[Event], *, after: ChainHead | None = None) -> list[Log
     records = []
     for event in events:
         seq += 1
-        digest = chain_hash(prev, event)
-        records.append(LogRecord(seq=seq, event=event, prev_hash=prev, hash=digest))
+        stamp, data, payload = canonical_event(event)
+        digest = _hash(prev, payload)
+        records.append(
+            LogRecord(seq=seq, event=event, prev_hash=prev, hash=digest, occurred=stamp, data_json=data)
+        )
         prev = digest
     return records
 

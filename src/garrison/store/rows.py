@@ -167,8 +167,8 @@ def event_row(record: LogRecord) -> dict[str, Any]:
         "type": event.type,
         "actor": event.actor,
         "subject": event.subject,
-        "occurred_at": format_timestamp(event.occurred_at),
-        "data": canonical_json(dict(event.data)).decode("utf-8"),
+        "occurred_at": record.occurred or format_timestamp(event.occurred_at),
+        "data": record.data_json or canonical_json(dict(event.data)).decode("utf-8"),
         "prev_hash": record.prev_hash,
         "hash": record.hash,
     }
