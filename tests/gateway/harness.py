@@ -34,6 +34,14 @@ COMPLETION = {
 }
 
 
+PLANTED_SECRET = (
+    "Here it is:\n-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "-----END OPENSSH PRIVATE KEY-----\nUse it carefully."
+)
+"""What the stub answers to 'recite the deploy key': a secret only the model knows."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +52,9 @@ class UpstreamStub:
     """An OpenAI-compatible and KServe v2 model server on a raw asyncio socket, in a thread.
 
     - ``POST /v1/chat/completions``: a fixed completion (SSE chunks when ``"stream": true``), with
-      the request's last user message echoed in ``echo`` so tests can see what reached it;
+      the request's last user message echoed in ``echo`` so tests can see what reached it; a last
+      message ``say: TEXT`` makes TEXT the answer (streamed three characters at a time), and
+      ``recite the deploy key`` makes :data:`PLANTED_SECRET` the answer;
     - ``POST /v2/models/{name}/infer`` and ``POST /predict``: class probabilities ``[0.1, 0.7, 0.2]``
       per input row;
     - ``POST /slow``: answers after 5 s.
@@ -124,15 +134,24 @@ class UpstreamStub:
             await asyncio.sleep(5)
         if path.startswith(b"/v1/chat/completions"):
             messages = request.get("messages") or [{}]
-            answer = dict(COMPLETION, echo=messages[-1].get("content", ""))
+            last = messages[-1].get("content", "")
+            said = last[5:] if isinstance(last, str) and last.startswith("say: ") else None
+            if last == "recite the deploy key":
+                said = PLANTED_SECRET
+            answer = dict(COMPLETION, echo=last)
+            if said is not None:
+                answer["choices"] = [
+                    {"index": 0, "message": {"role": "assistant", "content": said}, "finish_reason": "stop"}
+                ]
             if request.get("stream"):
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"transfer-encoding: chunked\r\n\r\n"
                 )
-                events = [
-                    {"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("hello", " there")
-                ] + [{"choices": [], "usage": COMPLETION["usage"]}]
+                words = [said[i : i + 3] for i in range(0, len(said), 3)] if said else ["hello", " there"]
+                events = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in words] + [
+                    {"choices": [], "usage": COMPLETION["usage"]}
+                ]
                 for event in events:
                     data = b"data: " + json.dumps(event).encode() + b"\n\n"
                     writer.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 _KEY_PATH = re.compile(r"^keys/(?P<id>[A-Za-z0-9]{1,64})/(?P<verb>revoke|rotate)$")
 _MAX_ADMIN_BODY = 64 * 1024
+#: The duration syntax of :func:`garrison.gateway.keys.parse_duration`, as the API documents it.
+_DURATION_PATTERN = r"^\s*\d{1,6}\s*[smhdw]\s*$"
+#: Longest key lifetime or rotation grace: ``999999w`` parses, but its end date overflows ``datetime``.
+_MAX_DURATION = timedelta(days=100 * 366)
 
 
 class NewKey(BaseModel):
@@ -41,7 +45,12 @@ class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[\w .:@-]+$")
     roles: list[str] = Field(min_length=1, max_length=32)
     scopes: list[str] = Field(default_factory=list, max_length=64)
-    expires: str | None = Field(default=None, max_length=16, description="Lifetime such as 30d or 12h.")
+    expires: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=_DURATION_PATTERN,
+        description="Lifetime such as 30d or 12h (at most 100 years).",
+    )
 
 
 class Rotation(BaseModel):
@@ -49,7 +58,18 @@ class Rotation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace: str | None = Field(default=None, max_length=16, description="Old key keeps working this long.")
+    grace: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=_DURATION_PATTERN,
+        description="Old key keeps working this long (at most 100 years).",
+    )
+
+
+class Revocation(BaseModel):
+    """Body of ``POST {prefix}/keys/{id}/revoke`` (optional, and empty: ``{}``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _key_json(record: KeyRecord) -> dict[str, Any]:
@@ -92,8 +112,9 @@ async def handle_admin(
         status, payload = await _key_action(
             c, scope, receive, ex, actor, found.group("id"), found.group("verb")
         )
-    elif sub in _VIEWS or sub == "keys" or found:
-        raise Denied(405, "method_not_allowed")
+    elif sub in _VIEWS or found:
+        allowed = "POST" if found else "GET, POST" if sub == "keys" else "GET"
+        raise Denied(405, "method_not_allowed", headers=(("allow", allowed),))
     else:
         raise Denied(404, "no_route")
 
@@ -130,8 +151,7 @@ async def _key_action(
     body = await _body(receive, scope, c, ex)
     try:
         if verb == "revoke":
-            if body.strip() not in (b"", b"{}"):
-                raise Denied(422, "admin_body_invalid", public="revoke takes no body")
+            _model(Revocation, body)
             return 200, _key_json(revoke_key(c.store, key_id, actor=actor, reason="admin api"))
         rotation = _model(Rotation, body or b"{}")
         created = rotate_key(c.store, key_id, actor=actor, grace=_duration(rotation.grace) or timedelta(0))
@@ -203,40 +223,64 @@ def _duration(text: str | None) -> timedelta | None:
     if text is None:
         return None
     try:
-        return parse_duration(text)
+        duration = parse_duration(text)
     except GarrisonError:
+        duration = None
+    if duration is None or duration > _MAX_DURATION:
         raise Denied(
-            422, "admin_body_invalid", public="invalid duration; use forms like 30d, 12h, 15m"
-        ) from None
+            422,
+            "admin_body_invalid",
+            public="invalid duration; use forms like 30d, 12h, 15m, at most 100 years",
+        )
+    return duration
+
+
+#: What each refusal means, as the document describes it.
+_REFUSALS = {
+    400: "Malformed request: a refused path or header, or a body that is not valid JSON",
+    401: "No valid credentials",
+    403: "The caller lacks the admin role",
+    404: "No key with this id",
+    408: "The body did not arrive in time",
+    413: "Body over 64 KiB",
+    415: "A body that is not application/json",
+    422: "The body does not validate",
+    503: "The key store cannot be read, so keys are refused",
+}
+#: Refusals any admin call can get (before its body is read).
+_ALWAYS = (400, 401, 403, 503)
+#: Refusals of calls that read a body.
+_WITH_BODY = (408, 413, 415, 422)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _responses(status: int, description: str, schema: dict[str, Any], *refused: int) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(status): {"description": description, "content": _json(schema)}}
+    for code in sorted({*_ALWAYS, *refused}):
+        responses[str(code)] = {"description": _REFUSALS[code], "content": _json(_ref("Error"))}
+    responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return responses
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": required or list(properties), "properties": properties}
 
 
 def openapi(prefix: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the admin API."""
-    key = {
-        "type": "object",
-        "required": ["id", "name", "prefix", "roles", "scopes", "status", "created"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "prefix": {"type": "string"},
-            "roles": {"type": "array", "items": {"type": "string"}},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "status": {"type": "string", "enum": ["active", "expired", "revoked", "revoking"]},
-            "created": {"type": "string"},
-            "expires": {"type": ["string", "null"]},
-            "revoked_at": {"type": ["string", "null"]},
-            "rotated_from": {"type": ["string", "null"]},
-        },
-    }
-    error = {
-        "description": "Denied",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    denials = {str(code): error for code in (401, 403, 404, 413, 415, 422, 429)}
-    created = {
-        "description": "Created; the key is shown in this response only",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedKey"}}},
-    }
+    """The OpenAPI 3.1 document of the admin API.
+
+    Every status an operation can answer is listed with its body schema; a method an admin path does
+    not list gets 405 with an ``Allow`` header, and a path not listed here gets 404.
+    """
+    string, strings = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
+    nullable = {"type": ["string", "null"]}
     key_id = {
         "name": "id",
         "in": "path",
@@ -244,85 +288,117 @@ def openapi(prefix: str) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$"},
     }
 
-    def ok(schema: dict[str, Any]) -> dict[str, Any]:
-        return {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}, **denials}
-
     def body(ref: str, required: bool) -> dict[str, Any]:
-        return {
-            "required": required,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-        }
+        return {"required": required, "content": _json(_ref(ref))}
 
+    created = ("Created; the key text is shown in this response only", _ref("CreatedKey"))
+    route = _object({"name": string, "path": string, "methods": strings, "kind": string, "action": string})
+    views = {
+        "showRoles": (
+            "roles",
+            "Roles from the running configuration",
+            _object({"roles": {"type": "object"}}),
+        ),
+        "showRoutes": (
+            "routes",
+            "Routes from the running configuration",
+            _object({"routes": {"type": "array", "items": route}}),
+        ),
+        "showLimits": (
+            "limits",
+            "Limit rules and backend from the running configuration",
+            _object(
+                {
+                    "backend": {"type": "string", "enum": ["memory", "sqlite", "redis"]},
+                    "on_backend_error": {"type": "string", "enum": ["closed", "open"]},
+                    "limits": {"type": "array", "items": {"type": "object"}},
+                }
+            ),
+        ),
+        "openapi": (
+            "openapi.json",
+            "This document",
+            _object({"openapi": string, "info": {"type": "object"}, "paths": {"type": "object"}}),
+        ),
+    }
+    paths: dict[str, Any] = {
+        f"{prefix}/keys": {
+            "get": {
+                "operationId": "listKeys",
+                "summary": "List every key (never the key texts)",
+                "responses": _responses(
+                    200, "OK", _object({"keys": {"type": "array", "items": _ref("Key")}})
+                ),
+            },
+            "post": {
+                "operationId": "createKey",
+                "summary": "Create a key",
+                "requestBody": body("NewKey", True),
+                "responses": _responses(201, *created, *_WITH_BODY),
+            },
+        },
+        f"{prefix}/keys/{{id}}/revoke": {
+            "post": {
+                "operationId": "revokeKey",
+                "summary": "Revoke a key now",
+                "parameters": [key_id],
+                "requestBody": body("Revocation", False),
+                "responses": _responses(200, "Revoked", _ref("Key"), 404, *_WITH_BODY),
+            },
+        },
+        f"{prefix}/keys/{{id}}/rotate": {
+            "post": {
+                "operationId": "rotateKey",
+                "summary": "Replace a key with a new one; the old one is revoked after the grace",
+                "parameters": [key_id],
+                "requestBody": body("Rotation", False),
+                "responses": _responses(201, *created, 404, *_WITH_BODY),
+            },
+        },
+    }
+    for operation_id, (sub, summary, schema) in views.items():
+        paths[f"{prefix}/{sub}"] = {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "responses": _responses(200, "OK", schema),
+            }
+        }
+    key = _object(
+        {
+            "id": string,
+            "name": string,
+            "prefix": string,
+            "roles": strings,
+            "scopes": strings,
+            "status": {"type": "string", "enum": ["active", "expired", "revoked", "revoking"]},
+            "created": string,
+            "expires": nullable,
+            "revoked_at": nullable,
+            "rotated_from": nullable,
+        }
+    )
     return {
         "openapi": "3.1.0",
         "info": {"title": "Garrison gateway admin API", "version": "1"},
         "security": [{"bearer": []}],
-        "paths": {
-            f"{prefix}/keys": {
-                "get": {
-                    "operationId": "listKeys",
-                    "responses": ok(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}
-                            },
-                        }
-                    ),
-                },
-                "post": {
-                    "operationId": "createKey",
-                    "requestBody": body("NewKey", True),
-                    "responses": {"201": created, **denials},
-                },
-            },
-            f"{prefix}/keys/{{id}}/revoke": {
-                "post": {
-                    "operationId": "revokeKey",
-                    "parameters": [key_id],
-                    "responses": ok({"$ref": "#/components/schemas/Key"}),
-                },
-            },
-            f"{prefix}/keys/{{id}}/rotate": {
-                "post": {
-                    "operationId": "rotateKey",
-                    "parameters": [key_id],
-                    "requestBody": body("Rotation", False),
-                    "responses": {"201": created, **denials},
-                },
-            },
-            f"{prefix}/roles": {"get": {"operationId": "showRoles", "responses": ok({"type": "object"})}},
-            f"{prefix}/routes": {"get": {"operationId": "showRoutes", "responses": ok({"type": "object"})}},
-            f"{prefix}/limits": {"get": {"operationId": "showLimits", "responses": ok({"type": "object"})}},
-            f"{prefix}/openapi.json": {
-                "get": {"operationId": "openapi", "responses": ok({"type": "object"})}
-            },
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Key": key,
                 "CreatedKey": {
                     "allOf": [
-                        {"$ref": "#/components/schemas/Key"},
-                        {
-                            "type": "object",
-                            "required": ["key"],
-                            "properties": {"key": {"type": "string"}, "shown_once": {"type": "boolean"}},
-                        },
+                        _ref("Key"),
+                        _object({"key": string, "shown_once": {"type": "boolean", "const": True}}),
                     ]
                 },
                 "NewKey": NewKey.model_json_schema(),
                 "Rotation": Rotation.model_json_schema(),
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-                        }
-                    },
-                },
+                "Revocation": Revocation.model_json_schema(),
+                "Error": _object(
+                    {"error": _object({"code": {"type": "integer"}, "message": {"type": "string"}})}
+                ),
             },
         },
     }

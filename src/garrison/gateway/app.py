@@ -70,6 +70,8 @@ class _Exchange:
     response_bytes: bytes = b""
     streamed: bool = False
     admission: Any = None
+    guarded: Any = None
+    request_id: str = ""
     step: str = "request"
     route: Any = None
 
@@ -185,6 +187,7 @@ class Gateway:
         )
         headers.append((b"x-garrison-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         headers.append((b"x-garrison-request-id", event_id.encode()))
+        ex.request_id = event_id
 
     def _allow(self, ex: _Exchange, started: float, reason: str = "") -> None:
         """Record that the current step let the request through."""
@@ -228,6 +231,8 @@ class Gateway:
         self._allow(ex, t)
 
         features = await self._checks(ex, route, principal, parsed)
+        if ex.guarded is not None and ex.guarded.body is not None:
+            body = ex.guarded.body  # anonymised: the model sees placeholders, not the values
         forward = self._forward_headers(scope, route)
         limit_headers = self.c.limit_headers(ex.admission)
         if route.kind == "openai" and isinstance(parsed, dict) and parsed.get("stream") is True:
@@ -270,6 +275,8 @@ class Gateway:
                 )
                 if verdict.outcome is Outcome.DENY:
                     raise Denied(400, verdict.reason or "input_blocked", public="request blocked by policy")
+        ex.step = "input.llm"
+        ex.guarded = self.c.guard_input(route, principal, parsed, facts)
         return features
 
     async def _forward(
@@ -288,7 +295,9 @@ class Gateway:
         ex.step = "upstream"
         t = time.perf_counter()
         try:
-            upstream = await self.pools[route.name].request(facts.method, facts.path, forward, body)
+            upstream = await self.pools[route.name].request(
+                facts.method, route.upstream_path or facts.path, forward, body
+            )
         except UpstreamError as exc:
             ex.upstream_s = time.perf_counter() - t
             self.c.upstream_error(route.name, exc.kind)
@@ -302,6 +311,9 @@ class Gateway:
         ex.step = "output"
         if is_json and upstream.status < 300:
             out_body, used_tokens = self.c.output(route, principal, facts, out_body, features)
+            if ex.guarded is not None:
+                ex.step = "output.llm"
+                out_body = self.c.guard_output(route, ex.guarded, facts, out_body)
         admission, ex.admission = ex.admission, None
         await self.c.settle(admission, route, tokens=used_tokens)
         ex.status = upstream.status
@@ -324,7 +336,9 @@ class Gateway:
         ex.step = "upstream"
         t = time.perf_counter()
         try:
-            upstream = await self.pools[route.name].stream(facts.method, facts.path, forward, body)
+            upstream = await self.pools[route.name].stream(
+                facts.method, route.upstream_path or facts.path, forward, body
+            )
         except UpstreamError as exc:
             ex.upstream_s = time.perf_counter() - t
             self.c.upstream_error(route.name, exc.kind)
@@ -344,23 +358,31 @@ class Gateway:
         await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         used: int | None = None
         tail = b""
+        guard = self.c.guard_stream(route, ex.guarded, facts) if ex.guarded is not None else None
         try:
             async for chunk in upstream.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if b'"usage"' in chunk or b'"usage"' in tail + chunk[:16]:
                     used = _stream_usage(tail + chunk) or used
                 tail = chunk[-64:]
+                out = guard.feed(chunk) if guard is not None else chunk
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
         except UpstreamError as exc:
             self.c.upstream_error(route.name, exc.kind)
         finally:
             admission, ex.admission = ex.admission, None
             await self.c.settle(admission, route, tokens=used)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        last = b""
+        if guard is not None:
+            last = guard.finish()
+            self.c.record_stream_end(facts, ex.request_id)
+        await send({"type": "http.response.body", "body": last, "more_body": False})
 
     def _forward_headers(self, scope: Scope, route: RouteConfig) -> list[tuple[bytes, bytes]]:
         kept = []
         for name, value in scope["headers"]:
-            if name in (b"content-type", b"accept", b"accept-encoding"):
+            # not accept-encoding: the gateway reads JSON answers (usage, output controls, scanners)
+            if name in (b"content-type", b"accept"):
                 kept.append((bytes(name), bytes(value)))
         kept.extend(self.upstream_headers[route.name])
         return kept

@@ -89,6 +89,9 @@ class GatewayConfig(_Strict):
         if clash:
             raise ValueError(f"route path {clash[0]!r} is under the admin prefix {prefix!r}")
         LimitsSection(limits_backend=self.limits_backend, limits=self.limits)  # unique limit names
+        guarded = [r.name for r in self.routes if r.guardrails is not None and r.kind != "openai"]
+        if guarded:
+            raise ValueError(f"guardrails need an OpenAI-compatible route (kind: openai); not {guarded[0]!r}")
         return self
 
     def limits_section(self) -> LimitsSection:
@@ -171,4 +174,5 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
             validation = route.get("validation")
             if isinstance(validation, dict) and isinstance(validation.get("schema"), str):
                 fix(validation, "schema")
+            fix(route.get("guardrails"), "policy")
     return document

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from garrison.gateway.extraction import ExtractionConfig
+from garrison.gateway.guardrails import GuardrailsConfig
 from garrison.gateway.output_controls import OutputPolicy
 from garrison.gateway.validate import ValidationConfig
 
@@ -68,6 +69,11 @@ class RouteConfig(BaseModel):
     methods: tuple[str, ...] = ("POST",)
     kind: RouteKind = "json"
     upstream: str = Field(description="http://host:port[/prefix] of the model server.")
+    upstream_path: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._~/-]*$",
+        description="Path called on the upstream (after its URL prefix); default: the request's path.",
+    )
     upstream_headers: Mapping[str, str] = Field(
         default_factory=dict,
         description="Headers sent upstream (for example the provider's API key, as ${ENV_VAR}).",
@@ -82,6 +88,9 @@ class RouteConfig(BaseModel):
     pricing: PricingConfig = PricingConfig()
     input_filters: InputFilterConfig = InputFilterConfig()
     validation: ValidationConfig = ValidationConfig()
+    guardrails: GuardrailsConfig | None = Field(
+        default=None, description="LLM input and output scanners on an OpenAI-compatible route."
+    )
     extraction: ExtractionConfig | None = Field(
         default=None, description="Model-extraction monitor for this ML route (PRADA, volume, coverage)."
     )

@@ -26,6 +26,7 @@ from garrison.gateway.authz import Authorizer
 from garrison.gateway.config import GatewayConfig, load_gateway_config
 from garrison.gateway.extraction import ExtractionMonitor
 from garrison.gateway.filters import InputScanner
+from garrison.gateway.guardrails import GuardedRequest, Guardrails, SseGuard
 from garrison.gateway.keys import KeyCache
 from garrison.gateway.limits import Admission, Limiter, LimitsBackendError
 from garrison.gateway.metrics import Metrics
@@ -90,6 +91,11 @@ class Components:
             for route in config.routes
         }
         self.extra_scanners = extra_scanners or {}
+        self.guardrails = {
+            route.name: Guardrails(route.guardrails)
+            for route in config.routes
+            if route.guardrails is not None
+        }
         self._needs_usage = {route.name: _needs_usage(route, config) for route in config.routes}
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -254,6 +260,45 @@ class Components:
             )
         )
         log.warning("model extraction suspected on %s by %s: %s", facts.route, principal.id, alert.kind)
+
+    def guard_input(
+        self, route: RouteConfig, principal: Principal, parsed: Any, facts: RequestFacts
+    ) -> GuardedRequest | None:
+        """The LLM input step of a guarded route (None on other routes)."""
+        guard = self.guardrails.get(route.name)
+        return guard.check_input(parsed, principal, facts) if guard is not None else None
+
+    def guard_output(
+        self, route: RouteConfig, guarded: GuardedRequest, facts: RequestFacts, body: bytes
+    ) -> bytes:
+        """The LLM output step on a complete JSON answer."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise Denied(502, "output_not_json") from None
+        checked = self.guardrails[route.name].check_output(parsed, guarded, facts)
+        return json.dumps(checked, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def guard_stream(self, route: RouteConfig, guarded: GuardedRequest, facts: RequestFacts) -> SseGuard:
+        """The LLM output step on an SSE stream."""
+        return self.guardrails[route.name].stream(guarded, facts)
+
+    def record_stream_end(self, facts: RequestFacts, request_id: str) -> None:
+        """A streamed answer's output decision, known only at its end, as a second audit event."""
+        final = facts.decisions[-1]
+        self.audit.record(
+            Event(
+                type="gateway.stream.completed",
+                actor=facts.principal.id if facts.principal else "anonymous",
+                subject=facts.route,
+                data={
+                    "request_id": request_id,
+                    "step": final.step,
+                    "outcome": final.outcome.value,
+                    "reason": final.reason,
+                },
+            )
+        )
 
     async def settle(self, admission: Admission | None, route: RouteConfig, *, tokens: int | None) -> None:
         """Charge what the request used: ``tokens`` from the upstream's usage, None for the maximum."""
