@@ -55,6 +55,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     from garrison.data.schema_rules import SCHEMA_RULES
     from garrison.engine.rules import ENGINE_RULES
     from garrison.integrity.rules import INTEGRITY_RULES
+    from garrison.llm.redteam import REDTEAM_RULES
     from garrison.llm.rules import LLM_RULES
 
     registry = Registry()
@@ -65,6 +66,7 @@ def default_registry(*, plugins: bool = True) -> Registry:
     registry.add_rules(LABEL_RULES, owner="data.labels")
     registry.add_rules(BACKDOOR_RULES, owner="data.backdoor")
     registry.add_rules(LLM_RULES, owner="llm")
+    registry.add_rules(REDTEAM_RULES, owner="llm.redteam")
     for detector in builtin_detectors():
         registry.add(detector)
     for old, new in RULE_REDIRECTS.items():

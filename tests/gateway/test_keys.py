@@ -104,7 +104,7 @@ def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "0d", "3y", "-1d", "1.5h", "d"])
+@pytest.mark.parametrize("text", ["", "0d", "3y", "-1d", "1.5h", "d", "999999w", "36601d"])
 def test_parse_duration_refuses_nonsense(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)

@@ -26,6 +26,7 @@ from garrison.cli import (
     keys,
     llm,
     load,
+    redteam,
     rules,
     scan,
     signing,
@@ -90,6 +91,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(keys.app, name="keys")
 app.add_typer(llm.app, name="llm")
+app.add_typer(redteam.app, name="redteam")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

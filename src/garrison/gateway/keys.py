@@ -80,6 +80,10 @@ def key_prefix(key_id: str) -> str:
     return f"{KEY_PREFIX}{key_id}"
 
 
+MAX_LIFETIME_SECONDS = 100 * 366 * 86400
+"""Longest lifetime or grace period a duration may give (later dates overflow ``datetime``)."""
+
+
 def parse_duration(text: str) -> timedelta:
     """``30d``, ``12h``, ``45m``, ``90s`` or ``2w`` as a ``timedelta``; ``UsageError`` otherwise."""
     match = _DURATION_RE.match(text)
@@ -88,7 +92,13 @@ def parse_duration(text: str) -> timedelta:
             f"duration {text!r} is not understood",
             hint="use a positive number and a unit: 90s, 45m, 12h, 30d, 2w",
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_LIFETIME_SECONDS:
+        raise UsageError(
+            f"duration {text!r} is longer than 100 years",
+            hint="a key that should never expire is created without --expires",
+        )
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -72,22 +72,28 @@ class FeatureConfig:
 
 
 class _Powers:
-    """``BASE**i`` and ``BASE**-i`` modulo 2**64, grown on demand."""
+    """``BASE**i`` and ``BASE**-i`` modulo 2**64, grown on demand.
+
+    Safe to share between threads: both tables are replaced together in one assignment, and each
+    caller works with the pair it got from :meth:`tables`.
+    """
 
     def __init__(self) -> None:
-        self.fwd: U64 = np.ones(1, dtype=np.uint64)
-        self.inv: U64 = np.ones(1, dtype=np.uint64)
+        self._tables: tuple[U64, U64] = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
 
-    def ensure(self, n: int) -> None:
-        if n <= self.fwd.shape[0]:
-            return
-        size = max(n, 2 * self.fwd.shape[0], 4096)
+    def tables(self, n: int) -> tuple[U64, U64]:
+        """The forward and inverse tables, at least ``n`` long."""
+        current = self._tables
+        if n <= current[0].shape[0]:
+            return current
+        size = max(n, 2 * current[0].shape[0], 4096)
         fwd = np.full(size, _BASE, dtype=np.uint64)
         fwd[0] = 1
         inv = np.full(size, _BASE_INV, dtype=np.uint64)
         inv[0] = 1
-        self.fwd = np.cumprod(fwd, dtype=np.uint64)
-        self.inv = np.cumprod(inv, dtype=np.uint64)
+        grown = (np.cumprod(fwd, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64))
+        self._tables = grown
+        return grown
 
 
 _POWERS = _Powers()
@@ -145,9 +151,9 @@ def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I6
     segment = np.repeat(np.arange(count, dtype=np.int64), [len(p) for p in padded])
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     length = codes.shape[0]
-    _POWERS.ensure(length + 1)
+    fwd_powers, inv_powers = _POWERS.tables(length + 1)
     prefix = np.zeros(length + 1, dtype=np.uint64)
-    np.cumsum(codes * _POWERS.fwd[:length], dtype=np.uint64, out=prefix[1:])
+    np.cumsum(codes * fwd_powers[:length], dtype=np.uint64, out=prefix[1:])
     spaces = np.zeros(length + 1, dtype=np.int64)
     np.cumsum(codes == _SPACE_CODE, out=spaces[1:])
 
@@ -159,7 +165,7 @@ def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I6
         start = np.arange(length - n + 1)
         ok = (spaces[start + n - 1] == spaces[start + 1]) & (segment[start] == segment[start + n - 1])
         start = start[ok]
-        grams = (prefix[start + n] - prefix[start]) * _POWERS.inv[start]
+        grams = (prefix[start + n] - prefix[start]) * inv_powers[start]
         char_keys.append(grams ^ _salt(1, n))
         char_rows.append(segment[start])
     rows, index, values = _buckets(
@@ -174,7 +180,7 @@ def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I6
         return rows, index, values
     bounds = np.asarray(spans, dtype=np.int64)
     word_row = segment[bounds[:, 0]]
-    words = _mix((prefix[bounds[:, 1]] - prefix[bounds[:, 0]]) * _POWERS.inv[bounds[:, 0]])
+    words = _mix((prefix[bounds[:, 1]] - prefix[bounds[:, 0]]) * inv_powers[bounds[:, 0]])
     word_keys = [words ^ _salt(2, 1)]
     word_rows = [word_row]
     total = words.shape[0]
