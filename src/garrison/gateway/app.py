@@ -94,7 +94,9 @@ class Gateway:
         self.config = config
         self.router = Router(tuple(config.routes))
         self.pools = {
-            route.name: HttpPool(route.upstream, timeout=route.timeout_seconds) for route in config.routes
+            route.name: HttpPool(route.upstream, timeout=route.timeout_seconds)
+            for route in config.routes
+            if route.kind != "local"
         }
         self.upstream_headers = components.upstream_headers
         self.scanners: dict[str, list[InputScanner]] = {}
@@ -294,6 +296,9 @@ class Gateway:
         facts = ex.facts
         ex.step = "upstream"
         t = time.perf_counter()
+        if route.kind == "local":
+            await self._local(send, ex, route, principal, features, limit_headers)
+            return
         try:
             upstream = await self.pools[route.name].request(
                 facts.method, route.upstream_path or facts.path, forward, body
@@ -322,6 +327,30 @@ class Gateway:
         headers.extend(limit_headers)
         self._finish(ex, headers)
         await send_response(send, upstream.status, out_body, headers)
+
+    async def _local(
+        self,
+        send: Send,
+        ex: _Exchange,
+        route: RouteConfig,
+        principal: Principal,
+        features: Any,
+        limit_headers: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        """Answer from a local model (verified and scanned when the gateway started)."""
+        t = time.perf_counter()
+        body = self.c.local_predict(route, features)
+        ex.upstream_s = time.perf_counter() - t
+        self._allow(ex, t, "local")
+        ex.step = "output"
+        body, _ = self.c.output(route, principal, ex.facts, body, features)
+        admission, ex.admission = ex.admission, None
+        await self.c.settle(admission, route, tokens=None)
+        ex.status = 200
+        ex.response_bytes = body
+        headers = [JSON_TYPE, *limit_headers]
+        self._finish(ex, headers)
+        await send_response(send, 200, body, headers)
 
     async def _stream(
         self,

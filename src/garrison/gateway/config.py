@@ -175,4 +175,9 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
             if isinstance(validation, dict) and isinstance(validation.get("schema"), str):
                 fix(validation, "schema")
             fix(route.get("guardrails"), "policy")
+            local = route.get("local")
+            for key in ("path", "key", "signature"):
+                fix(local, key)
+            if isinstance(local, dict) and isinstance(local.get("certs"), list):
+                local["certs"] = [c if Path(c).is_absolute() else str(base / c) for c in local["certs"]]
     return document

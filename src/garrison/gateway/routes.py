@@ -17,14 +17,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from garrison.gateway.extraction import ExtractionConfig
 from garrison.gateway.guardrails import GuardrailsConfig
+from garrison.gateway.local_models import LocalModelConfig
 from garrison.gateway.output_controls import OutputPolicy
 from garrison.gateway.validate import ValidationConfig
 
-RouteKind = Literal["openai", "kserve", "json"]
+RouteKind = Literal["openai", "kserve", "json", "local"]
 
 _KSERVE_PATH = re.compile(
     r"^/v2/models/(?P<name>[A-Za-z0-9._-]{1,128})(?:/versions/[A-Za-z0-9._-]{1,64})?/infer$"
@@ -68,7 +69,10 @@ class RouteConfig(BaseModel):
     path: str = Field(description="Exact path, or a prefix ending in /* .")
     methods: tuple[str, ...] = ("POST",)
     kind: RouteKind = "json"
-    upstream: str = Field(description="http://host:port[/prefix] of the model server.")
+    upstream: str = Field(default="", description="http://host:port[/prefix] of the model server.")
+    local: LocalModelConfig | None = Field(
+        default=None, description="kind local: the model file, loaded after its signature and scan check out."
+    )
     upstream_path: str | None = Field(
         default=None,
         pattern=r"^/[A-Za-z0-9._~/-]*$",
@@ -99,6 +103,23 @@ class RouteConfig(BaseModel):
         description="Output controls by role (label, top_k, round); '*' for every other role. "
         "Unset: responses pass unchanged.",
     )
+
+    @model_validator(mode="after")
+    def _target(self) -> RouteConfig:
+        if self.kind == "local":
+            if self.local is None or self.upstream:
+                raise ValueError(
+                    f"route {self.name!r}: kind local needs local: {{path: ...}} and no upstream"
+                )
+            if self.validation.features is None:
+                raise ValueError(
+                    f"route {self.name!r}: a local model needs validation.features to read its inputs"
+                )
+        elif not self.upstream or self.local is not None:
+            raise ValueError(
+                f"route {self.name!r}: kind {self.kind} needs an upstream URL (and no local model)"
+            )
+        return self
 
     @field_validator("path")
     @classmethod

@@ -29,6 +29,7 @@ from garrison.gateway.filters import InputScanner
 from garrison.gateway.guardrails import GuardedRequest, Guardrails, SseGuard
 from garrison.gateway.keys import KeyCache
 from garrison.gateway.limits import Admission, Limiter, LimitsBackendError
+from garrison.gateway.local_models import LocalModel
 from garrison.gateway.metrics import Metrics
 from garrison.gateway.ml_features import InputDetector, run_detector
 from garrison.gateway.output_controls import OutputPolicy, apply_output_policy, policy_for, predicted_classes
@@ -91,6 +92,11 @@ class Components:
             for route in config.routes
         }
         self.extra_scanners = extra_scanners or {}
+        self.local_models = {
+            route.name: LocalModel.load(route.local, where=f"route {route.name!r}")
+            for route in config.routes
+            if route.local is not None
+        }
         self.guardrails = {
             route.name: Guardrails(route.guardrails)
             for route in config.routes
@@ -260,6 +266,11 @@ class Components:
             )
         )
         log.warning("model extraction suspected on %s by %s: %s", facts.route, principal.id, alert.kind)
+
+    def local_predict(self, route: RouteConfig, features: Any) -> bytes:
+        """A local model's answer to the request's features, as the JSON body to send."""
+        answer = self.local_models[route.name].predict(features)
+        return json.dumps(answer, separators=(",", ":")).encode()
 
     def guard_input(
         self, route: RouteConfig, principal: Principal, parsed: Any, facts: RequestFacts
