@@ -200,6 +200,39 @@ def recover(
     note(f"{count} events recovered from {journal_dir}")
 
 
+@app.command("ship")
+def ship(
+    journal_dir: Annotated[
+        Path,
+        typer.Option(
+            "--journal-dir", metavar="DIR", help="The gateway's audit journal folder.", file_okay=False
+        ),
+    ],
+    interval_ms: Annotated[
+        int, typer.Option("--interval-ms", min=10, max=60_000, help="How often to look for new lines.")
+    ] = 200,
+    db: DbOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Follow the gateway's audit journals and append their events to the log, until stopped.
+
+    `garrison gateway serve` runs this beside its workers, so no worker spends its time on the
+    store. SIGTERM or Ctrl-C stops it after a last pass. One per journal folder.
+    """
+    import signal
+    import threading
+
+    from garrison.gateway.audit import follow_journals
+
+    loaded = load({"db": db}, config_file)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with open_store(loaded) as store:
+        count = follow_journals(journal_dir, store, interval_s=interval_ms / 1000, stop=stop)
+    note(f"{count} events shipped from {journal_dir}")
+
+
 def _parse_since(text: str) -> datetime:
     from garrison.core.errors import UsageError
 

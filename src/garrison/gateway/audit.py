@@ -37,6 +37,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -455,8 +456,15 @@ class AuditLog:
     :meth:`record` raises), so two processes never share one journal.
     """
 
-    def __init__(self, config: AuditConfig, store: Store) -> None:
-        """Journal under ``config.journal_dir`` and ship to ``store``."""
+    def __init__(self, config: AuditConfig, store: Store, *, ship: bool = True) -> None:
+        """Journal under ``config.journal_dir`` and ship to ``store``.
+
+        With ``ship=False`` this process only writes its journal; another process runs
+        :func:`follow_journals` (``garrison audit ship``, which ``garrison gateway serve`` starts),
+        so no shipping thread competes with request handling for the interpreter lock. The journal
+        is then rotated to a fresh file at ``rotate_bytes``; the follower ships and deletes the old one.
+        """
+        self._ship = ship
         self._config = config
         self._store = store
         self._journal: _Journal | None = None
@@ -502,24 +510,14 @@ class AuditLog:
         """Create and lock this process's journal file. Idempotent."""
         if self._journal is not None:
             return
-        folder = self._config.journal_dir.expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{_JOURNAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{_JOURNAL_SUFFIX}"
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise AuditUnavailable(
-                f"cannot create the audit journal in {folder}: {exc.strerror or exc}",
-                hint="set audit.journal_dir to a writable folder",
-            ) from None
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._journal = _Journal(path, fd)
-        self._journal.save_offset(0)
+        self._journal = _new_journal(self._config.journal_dir.expanduser())
         self._written = 0
 
     async def start(self) -> None:
         """Open the journal, recover what dead processes left, and start the shipper thread."""
         self.open()
+        if not self._ship:
+            return
         await asyncio.to_thread(self.recover)
         if self._thread is None:
             self._stopping.clear()
@@ -555,6 +553,11 @@ class AuditLog:
         journal = self._journal
         if journal is None:
             return
+        if not self._ship:  # the follower ships it, and deletes it once this process let go of it
+            with self._write_lock:
+                journal.close(delete=False)
+                self._journal = None
+            return
         try:
             self.flush()
         finally:
@@ -576,6 +579,8 @@ class AuditLog:
         if journal is None:
             raise AuditUnavailable("the audit journal is not open", hint="call AuditLog.open() or start()")
         with self._write_lock:
+            if not self._ship and self._written >= self._config.rotate_bytes:
+                journal = self._rotate(journal)  # raises, before writing, when the follower is far behind
             if self._written - journal.offset > self._config.max_journal_bytes:
                 raise AuditUnavailable(
                     f"the audit journal {journal.path} holds over {self._config.max_journal_bytes} bytes "
@@ -592,6 +597,8 @@ class AuditLog:
                 raise
             self._written += len(line)
             self._recorded += 1
+            if not self._ship:
+                return
             self._unshipped_lines += 1
             if not self._from_file:
                 if len(self._pending) < self._pending_cap:
@@ -601,6 +608,29 @@ class AuditLog:
                     self._pending.clear()
         if self._unshipped_lines >= self._config.batch_size:
             self._wake.set()
+
+    def _rotate(self, journal: _Journal) -> _Journal:
+        """Continue in a fresh journal (caller holds the write lock); the follower ships the old one.
+
+        Refused (fail closed) when the folder already holds more than ``max_journal_bytes`` the
+        follower has not taken: it is not running or the store is down.
+        """
+        folder = journal.path.parent
+        backlog = sum(
+            p.stat().st_size - _read_checkpoint(p.with_suffix(_CHECKPOINT_SUFFIX))
+            for p in folder.glob(f"{_JOURNAL_PREFIX}*{_JOURNAL_SUFFIX}")
+            if p.exists()
+        )
+        if backlog > self._config.max_journal_bytes:
+            raise AuditUnavailable(
+                f"the audit journals in {folder} hold over {self._config.max_journal_bytes} bytes the store "
+                "has not taken",
+                hint="check that 'garrison audit ship' is running and the store is reachable",
+            )
+        fresh = self._journal = _new_journal(folder)
+        self._written = 0
+        journal.close(delete=False)
+        return fresh
 
     def _write_all(self, fd: int, data: bytes) -> None:
         written = 0
@@ -773,6 +803,95 @@ def _recover_one(path: Path, store: Store, batch_size: int) -> int:
     if shipper.shipped:
         _log.info("audit.journal.recovered", journal=str(path), events=shipper.shipped)
     return shipper.shipped
+
+
+def _new_journal(folder: Path) -> _Journal:
+    """A new journal, created locked under a temporary name and then renamed, so a follower never
+    sees a journal file that is not yet locked by its writer (and mistakes it for a dead one)."""
+    # creation time first: followers ship journals in name order, so rotated journals keep their order
+    name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".new-{name}{_JOURNAL_SUFFIX}"
+        fd = os.open(temporary, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = folder / f"{_JOURNAL_PREFIX}{name}{_JOURNAL_SUFFIX}"
+        journal = _Journal(path, fd)
+        journal.save_offset(0)
+        os.rename(temporary, path)
+    except OSError as exc:
+        raise AuditUnavailable(
+            f"cannot create the audit journal in {folder}: {exc.strerror or exc}",
+            hint="set audit.journal_dir to a writable folder",
+        ) from None
+    return journal
+
+
+def follow_journals(
+    journal_dir: Path,
+    store: Store,
+    *,
+    interval_s: float = 0.2,
+    batch_size: int = 2000,
+    stop: threading.Event | None = None,
+) -> int:
+    """Ship every journal in ``journal_dir`` to the store until ``stop`` is set; return events shipped.
+
+    Live journals (locked by their writer) are shipped up to their last complete line, from their
+    checkpoint; journals whose writer let go (rotated or exited, cleanly or not) are shipped to the
+    end and deleted. One follower per folder: two would only repeat each other's work (replays are
+    idempotent by event id). A final pass runs after ``stop`` is set.
+    """
+    stop = stop or threading.Event()
+    readers: dict[Path, _Journal] = {}
+    total = 0
+    backoff = interval_s
+    while True:
+        stopping = stop.is_set()
+        try:
+            total += _follow_once(journal_dir.expanduser(), store, readers, batch_size)
+            backoff = interval_s
+        except (GarrisonError, OSError) as exc:
+            backoff = min(max(backoff * 2, interval_s), 5.0)
+            _log.error(
+                "audit.ship.failed", error=getattr(exc, "message", str(exc)), retry_in_s=round(backoff, 3)
+            )
+        if stopping:
+            break
+        stop.wait(backoff)
+    for reader in readers.values():
+        reader.close(delete=False)
+    return total
+
+
+def _follow_once(folder: Path, store: Store, readers: dict[Path, _Journal], batch_size: int) -> int:
+    shipped = 0
+    present = sorted(folder.glob(f"{_JOURNAL_PREFIX}*{_JOURNAL_SUFFIX}")) if folder.is_dir() else []
+    for path in present:
+        shipped += _recover_one(path, store, batch_size)  # a writer that let go: to the end, then delete
+        if not path.exists():
+            stale = readers.pop(path, None)
+            if stale is not None:
+                stale.close(delete=False)
+            continue
+        reader = readers.get(path)
+        if reader is None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            reader = readers[path] = _Journal(path, fd)
+            reader.offset = _read_checkpoint(reader.checkpoint_path)
+        shipper = _Shipper(store, batch_size)
+        end = os.fstat(reader.fd).st_size
+        while reader.offset < end:
+            _, consumed = shipper.ship(reader, end)
+            if consumed == 0:
+                break  # the writer is in the middle of a line
+        shipped += shipper.shipped
+    for path in [p for p in readers if p not in present]:
+        readers.pop(path).close(delete=False)
+    return shipped
 
 
 def journal_lines(events: Iterable[Event]) -> bytes:

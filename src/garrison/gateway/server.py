@@ -13,6 +13,8 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from garrison.gateway.validate import RouteValidator
 from garrison.store import Store
 
 CONFIG_ENV = "GARRISON_GATEWAY_CONFIG"
+SHIPPER_ENV = "GARRISON_GATEWAY_SHIPPER"
 
 log = logging.getLogger("garrison.gateway")
 
@@ -66,15 +69,17 @@ class Components:
         store: Store | None = None,
         extra_scanners: dict[str, list[InputScanner]] | None = None,
         detectors: Mapping[str, InputDetector] | None = None,
+        ship_audit: bool = True,
     ) -> None:
         """``extra_scanners`` by route name run after the regex filters; ``detectors`` by name are the
-        input detectors routes may name in ``validation.detector`` (out-of-distribution, adversarial)."""
+        input detectors routes may name in ``validation.detector`` (out-of-distribution, adversarial);
+        ``ship_audit=False`` leaves the journals to a ``garrison audit ship`` process."""
         self.config = config
         self.store = store if store is not None else Store.open(store_url(config))
         self.authn = Authenticator(config.auth, store=self.store)
         self.authz = Authorizer(config.roles, admin_role=config.admin.role)
         self.limiter = Limiter.from_config(config.limits_section())
-        self.audit = AuditLog(config.audit, self.store)
+        self.audit = AuditLog(config.audit, self.store, ship=ship_audit)
         self.metrics = Metrics(config.metrics.multiproc_dir) if config.metrics.enabled else None
         self.validators = {
             route.name: RouteValidator(route.validation, detectors=detectors, where=f"route {route.name!r}")
@@ -394,15 +399,15 @@ def build_app(config: GatewayConfig, **kwargs: Any) -> Gateway:
 
 
 def app_from_env() -> Gateway:
-    """uvicorn factory: the config path comes from ``GARRISON_GATEWAY_CONFIG`` (set by ``serve``)."""
-    return build_app(load_gateway_config(Path(os.environ[CONFIG_ENV])))
+    """uvicorn factory: the config path comes from ``GARRISON_GATEWAY_CONFIG`` (set by ``serve``),
+    and the journals are shipped by the follower ``serve`` started (``GARRISON_GATEWAY_SHIPPER``)."""
+    external = os.environ.get(SHIPPER_ENV) == "external"
+    return build_app(load_gateway_config(Path(os.environ[CONFIG_ENV])), ship_audit=not external)
 
 
 def serve(config_path: Path, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
     """Run the gateway on uvicorn until interrupted."""
     import uvicorn
-
-    from garrison.gateway.logs import uvicorn_log_config
 
     config = load_gateway_config(config_path)  # fail here, before any worker starts
     if workers > 1 and config.limits_backend.type == "memory" and config.limits:
@@ -413,6 +418,44 @@ def serve(config_path: Path, *, host: str, port: int, workers: int, log_level: s
             hint="set limits_backend: {type: sqlite, path: limits.db}",
         )
     os.environ[CONFIG_ENV] = str(config_path.resolve())
+    os.environ[SHIPPER_ENV] = "external"
+    shipper = _start_shipper(config)
+    try:
+        _run_uvicorn(uvicorn, host=host, port=port, workers=workers, log_level=log_level)
+    finally:
+        shipper.terminate()  # it makes a last pass over the journals, then exits
+        try:
+            shipper.wait(30)
+        except subprocess.TimeoutExpired:
+            shipper.kill()
+
+
+def _start_shipper(config: GatewayConfig) -> subprocess.Popen[bytes]:
+    """``garrison audit ship`` for this gateway's journals, beside the workers.
+
+    Workers only append to their journals (one ``write()`` per request); this process moves the
+    journals into the store. Keeping that work out of the workers keeps it from competing with
+    request handling for the interpreter lock.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "garrison",
+        "audit",
+        "ship",
+        "--journal-dir",
+        str(config.audit.journal_dir.expanduser().resolve()),
+        "--db",
+        store_url(config),
+        "--interval-ms",
+        str(config.audit.flush_interval_ms),
+    ]
+    return subprocess.Popen(command)  # noqa: S603 - our own interpreter and module, list argv, no shell
+
+
+def _run_uvicorn(uvicorn: Any, *, host: str, port: int, workers: int, log_level: str) -> None:
+    from garrison.gateway.logs import uvicorn_log_config
+
     uvicorn.run(
         "garrison.gateway.server:app_from_env",
         factory=True,
