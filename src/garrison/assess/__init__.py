@@ -1,0 +1,63 @@
+"""Model risk assessment: run standard attacks against a user's model and measure what they achieve.
+
+This package holds the model adapters (:mod:`garrison.assess.adapters`), the evasion attacks
+(:mod:`garrison.assess.evasion` and the modules it draws on) and their results
+(:mod:`garrison.assess.results`). A plain PyTorch ``nn.Module`` or scikit-learn estimator and numpy or
+torch arrays are enough: the class count is read from the first forward pass, the input shape from
+the data, and the valid input range from the data unless declared.
+
+    from garrison.assess import run_evasion
+    report = run_evasion(model, x, y, attacks=["fgsm", "pgd", "apgd-ce", "cw-l2"], epsilons=[0.1, 0.3])
+    for result in report.results:
+        print(result.attack, result.epsilon, result.robust_accuracy)
+
+The attacks need PyTorch (``pip install 'garrison[torch]'``); it is imported only when an attack or a
+PyTorch model is used.
+"""
+
+from __future__ import annotations
+
+from garrison.assess.adapters import (
+    GradientUnavailableError,
+    ModelAdapter,
+    OutputKind,
+    SklearnModel,
+    TorchModel,
+    as_model,
+)
+from garrison.assess.evasion import (
+    APGD,
+    FGSM,
+    PGD,
+    AttackSpec,
+    CarliniWagnerL2,
+    HopSkipJump,
+    SquareAttack,
+    attack_from_name,
+    run_attack,
+    run_evasion,
+)
+from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
+
+__all__ = [
+    "APGD",
+    "FGSM",
+    "PGD",
+    "AttackOutcome",
+    "AttackResult",
+    "AttackSpec",
+    "CarliniWagnerL2",
+    "EvasionReport",
+    "GradientUnavailableError",
+    "HopSkipJump",
+    "ModelAdapter",
+    "ModelInfo",
+    "OutputKind",
+    "SklearnModel",
+    "SquareAttack",
+    "TorchModel",
+    "as_model",
+    "attack_from_name",
+    "run_attack",
+    "run_evasion",
+]

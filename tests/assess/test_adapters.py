@@ -1,0 +1,139 @@
+"""Model adapters: output kinds detected, class counts inferred, scikit-learn models converted exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from garrison.assess import GradientUnavailableError, OutputKind, SklearnModel, TorchModel, as_model
+from garrison.assess.adapters import detect_output_kind
+from garrison.core.errors import GarrisonError, InputError
+from tests.assess.conftest import fit_quietly
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_torch_module_logits_detected_and_classes_inferred(mlp: Any, digits: Any) -> None:
+    model = as_model(mlp)
+    assert isinstance(model, TorchModel)
+    x = digits[2]
+    scores = model.scores(x)
+    assert model.output_kind is OutputKind.LOGITS
+    assert model.n_classes == 10
+    with torch.no_grad():
+        np.testing.assert_allclose(scores, mlp(torch.as_tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.probabilities(x), softmax(scores), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(model.predict(torch.as_tensor(x)), model.predict(x))
+
+
+def test_softmax_module_is_read_as_probabilities(mlp: Any, digits: Any) -> None:
+    wrapped = TorchModel(torch.nn.Sequential(mlp, torch.nn.Softmax(dim=1)))
+    logits = TorchModel(mlp)
+    x, y = digits[2], digits[3]
+    np.testing.assert_array_equal(wrapped.predict(x), logits.predict(x))
+    assert wrapped.output_kind is OutputKind.PROBABILITIES
+    np.testing.assert_allclose(wrapped.probabilities(x), logits.probabilities(x), atol=1e-5)
+    with pytest.raises(GarrisonError, match="outputs probabilities, not logits"):
+        wrapped.logits(x)
+    # the log of probabilities is the log-softmax of the logits: same cross-entropy gradient
+    np.testing.assert_allclose(wrapped.gradient(x[:8], y[:8]), logits.gradient(x[:8], y[:8]), atol=1e-4)
+
+
+def test_log_softmax_module_is_read_as_log_probabilities(mlp: Any, digits: Any) -> None:
+    model = TorchModel(torch.nn.Sequential(mlp, torch.nn.LogSoftmax(dim=1)))
+    model.predict(digits[2])
+    assert model.output_kind is OutputKind.LOG_PROBABILITIES
+
+
+def test_detect_output_kind_table() -> None:
+    assert detect_output_kind(np.array([[0.2, 0.8], [0.5, 0.5]])) is OutputKind.PROBABILITIES
+    assert detect_output_kind(np.log(np.array([[0.2, 0.8], [0.5, 0.5]]))) is OutputKind.LOG_PROBABILITIES
+    assert detect_output_kind(np.array([[0.2, 0.7], [0.5, 0.5]])) is OutputKind.LOGITS
+    assert detect_output_kind(np.array([[3.0, -1.0]])) is OutputKind.LOGITS
+    with pytest.raises(InputError):
+        detect_output_kind(np.zeros((2, 3, 4)))
+
+
+def test_torch_gradient_matches_finite_differences(mlp: Any, digits: Any) -> None:
+    model = TorchModel(mlp)
+    x, y = digits[2][:4].astype(np.float64), digits[3][:4]
+    g = model.gradient(x, y)
+    assert g.shape == x.shape
+    h = 1e-2
+    for j in (10, 27, 44):
+        xp, xm = x.copy(), x.copy()
+        xp[:, j] += h
+        xm[:, j] -= h
+        lp = -np.log(model.probabilities(xp)[np.arange(4), y])
+        lm = -np.log(model.probabilities(xm)[np.arange(4), y])
+        np.testing.assert_allclose(g[:, j], (lp - lm) / (2 * h), rtol=0.05, atol=1e-3)
+
+
+def test_logistic_regression_converted_exactly(logreg: Any, digits: Any) -> None:
+    model = SklearnModel(logreg)
+    x = digits[2]
+    assert model.has_gradients
+    assert model.output_kind is OutputKind.LOGITS
+    np.testing.assert_allclose(model.scores(x), logreg.decision_function(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(model.predict(x), logreg.predict(x))
+    assert np.abs(model.gradient(x[:5], digits[3][:5])).sum() > 0
+
+
+def test_binary_logistic_regression_gets_two_scores(digits: Any) -> None:
+    x, y = digits[0], digits[1]
+    labels = np.where(y < 5, "low", "high")
+    clf = fit_quietly(LogisticRegression(max_iter=60), x[:600], labels[:600])
+    model = SklearnModel(clf)
+    assert model.n_classes == 2
+    np.testing.assert_array_equal(model.classes[model.predict(x)], clf.predict(x))
+    np.testing.assert_allclose(model.probabilities(x), clf.predict_proba(x), atol=1e-5)
+    np.testing.assert_array_equal(model.label_indices(np.array(["high", "low"])), [0, 1])
+    with pytest.raises(InputError, match="labels not among"):
+        model.label_indices(np.array(["medium"]))
+
+
+def test_sklearn_mlp_converted_exactly(sk_mlp: Any, digits: Any) -> None:
+    model = as_model(sk_mlp)
+    x = digits[2]
+    assert model.has_gradients
+    np.testing.assert_array_equal(model.predict(x), sk_mlp.predict(x))
+    np.testing.assert_allclose(softmax(model.scores(x)), sk_mlp.predict_proba(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("scaler", [StandardScaler, MinMaxScaler])
+def test_scaler_pipeline_converted(scaler: Any, digits: Any) -> None:
+    pipe = fit_quietly(
+        make_pipeline(scaler(), LogisticRegression(max_iter=60)), digits[0][:600], digits[1][:600]
+    )
+    model = SklearnModel(pipe)
+    assert model.has_gradients
+    np.testing.assert_allclose(
+        model.scores(digits[2]), pipe.decision_function(digits[2]), rtol=1e-3, atol=1e-3
+    )
+
+
+def test_random_forest_is_black_box(forest: Any, digits: Any) -> None:
+    model = as_model(forest)
+    x = digits[2]
+    assert not model.has_gradients
+    assert model.output_kind is OutputKind.PROBABILITIES
+    np.testing.assert_allclose(model.probabilities(x), forest.predict_proba(x), atol=1e-6)
+    np.testing.assert_array_equal(model.predict(x), forest.predict(x))
+    with pytest.raises(GradientUnavailableError, match="no input gradients"):
+        model.gradient(x, digits[3][:120])
+
+
+def test_unsupported_objects_are_rejected() -> None:
+    with pytest.raises(InputError, match="cannot assess"):
+        as_model(object())
+    with pytest.raises(InputError, match="no classes_"):
+        SklearnModel(LogisticRegression())
