@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.http_server import ThreadedHttpServer, free_port
 
 from garrison.core.events import Event
 from garrison.gateway.keys import create_key
@@ -42,13 +42,7 @@ PLANTED_SECRET = (
 """What the stub answers to 'recite the deploy key': a secret only the model knows."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class UpstreamStub:
+class UpstreamStub(ThreadedHttpServer):
     """An OpenAI-compatible and KServe v2 model server on a raw asyncio socket, in a thread.
 
     - ``POST /v1/chat/completions``: a fixed completion (SSE chunks when ``"stream": true``), with
@@ -62,68 +56,12 @@ class UpstreamStub:
     """
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.seen: list[tuple[bytes, bytes]] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    def start(self) -> UpstreamStub:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _shutdown(self) -> None:
-        """Close the listener and every open connection, and wait for their handlers to finish."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        current = asyncio.current_task()
-        handlers = [t for t in asyncio.all_tasks() if t is not current]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        )
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
-                self.seen.append((head, body))
-                path = head.split(b" ", 2)[1]
-                await self._answer(path, body, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def respond(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        self.seen.append((head, body))
+        await self._answer(head.split(b" ", 2)[1], body, writer)
 
     async def _answer(self, path: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
         try:

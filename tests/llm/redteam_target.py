@@ -19,10 +19,10 @@ import codecs
 import contextlib
 import json
 import re
-import socket
-import threading
 from typing import Any
 from urllib.parse import unquote
+
+from tests.http_server import ThreadedHttpServer
 
 _CANARY = re.compile(r"\b[A-Z][A-Z0-9]{2,}-[0-9A-F]{4,}\b")
 _FOLLOW = re.compile(
@@ -128,84 +128,24 @@ def reply(messages: list[dict[str, Any]]) -> str:
     return "Happy to help with your order, shipping or returns question."
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedTeamTarget:
+class RedTeamTarget(ThreadedHttpServer):
     """:func:`reply` behind ``POST /v1/chat/completions``, on a raw asyncio socket in a thread.
 
     Every request's parsed JSON body is kept in :attr:`seen`. Any other path answers 404.
     """
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.seen: list[dict[str, Any]] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._server: asyncio.Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> RedTeamTarget:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        current = asyncio.current_task()
-        handlers = [t for t in asyncio.all_tasks() if t is not current]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+    async def respond(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        status, payload = self._answer(head.split(b" ", 2)[1], body)
+        writer.write(
+            b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+            % (status, len(payload))
+            + payload
         )
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
-                path = head.split(b" ", 2)[1]
-                status, payload = self._answer(path, body)
-                writer.write(
-                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
-                    % (status, len(payload))
-                    + payload
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+        await writer.drain()
 
     def _answer(self, path: bytes, body: bytes) -> tuple[int, bytes]:
         if not path.startswith(b"/v1/chat/completions"):

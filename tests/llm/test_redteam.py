@@ -235,7 +235,7 @@ def test_the_planted_secret_never_reaches_the_report(bare_report: RedTeamReport)
 
 
 def test_unreachable_endpoint_gives_errors_not_exceptions() -> None:
-    from tests.llm.redteam_target import free_port
+    from tests.http_server import free_port
 
     report = run_redteam(
         RedTeamConfig(endpoint=f"http://127.0.0.1:{free_port()}", families=(Family.DIRECT_INJECTION,),
@@ -434,7 +434,7 @@ def test_cli_sarif_html_and_guarded_exit_0(cli: Callable[..., Result], guarded: 
 
 @pytest.mark.usefixtures("redteam_registered")
 def test_cli_usage_errors_and_unreachable(cli: Callable[..., Result]) -> None:
-    from tests.llm.redteam_target import free_port
+    from tests.http_server import free_port
 
     assert cli("redteam", "llm", "--endpoint", "http://127.0.0.1:1", "--families", "nope").code == 2
     assert cli("redteam", "llm", "--endpoint", "file:///etc", "--no-store").code == 2
