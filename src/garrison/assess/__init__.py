@@ -17,27 +17,59 @@ PyTorch model is used.
 
 from __future__ import annotations
 
-from garrison.assess.adapters import (
-    GradientUnavailableError,
-    ModelAdapter,
-    OutputKind,
-    SklearnModel,
-    TorchModel,
-    as_model,
-)
-from garrison.assess.evasion import (
-    APGD,
-    FGSM,
-    PGD,
-    AttackSpec,
-    CarliniWagnerL2,
-    HopSkipJump,
-    SquareAttack,
-    attack_from_name,
-    run_attack,
-    run_evasion,
-)
-from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from garrison.assess.adapters import (
+        GradientUnavailableError,
+        ModelAdapter,
+        OutputKind,
+        SklearnModel,
+        TorchModel,
+        as_model,
+    )
+    from garrison.assess.evasion import (
+        APGD,
+        FGSM,
+        PGD,
+        AttackSpec,
+        CarliniWagnerL2,
+        HopSkipJump,
+        SquareAttack,
+        attack_from_name,
+        run_attack,
+        run_evasion,
+    )
+    from garrison.assess.findings import EvasionThresholds, evasion_findings
+    from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
+
+# Names resolve on first use: ``garrison.assess.rules`` (registered by every scan) must not pull in
+# numpy, which only the attacks need.
+_EXPORTS: dict[str, str] = {
+    "APGD": "evasion",
+    "AttackOutcome": "results",
+    "AttackResult": "results",
+    "AttackSpec": "evasion",
+    "CarliniWagnerL2": "evasion",
+    "EvasionReport": "results",
+    "EvasionThresholds": "findings",
+    "FGSM": "evasion",
+    "GradientUnavailableError": "adapters",
+    "HopSkipJump": "evasion",
+    "ModelAdapter": "adapters",
+    "ModelInfo": "results",
+    "OutputKind": "adapters",
+    "PGD": "evasion",
+    "SklearnModel": "adapters",
+    "SquareAttack": "evasion",
+    "TorchModel": "adapters",
+    "as_model": "adapters",
+    "attack_from_name": "evasion",
+    "evasion_findings": "findings",
+    "run_attack": "evasion",
+    "run_evasion": "evasion",
+}
 
 __all__ = [
     "APGD",
@@ -48,6 +80,7 @@ __all__ = [
     "AttackSpec",
     "CarliniWagnerL2",
     "EvasionReport",
+    "EvasionThresholds",
     "GradientUnavailableError",
     "HopSkipJump",
     "ModelAdapter",
@@ -58,6 +91,16 @@ __all__ = [
     "TorchModel",
     "as_model",
     "attack_from_name",
+    "evasion_findings",
     "run_attack",
     "run_evasion",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'garrison.assess' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"garrison.assess.{module}"), name)
+    globals()[name] = value
+    return value

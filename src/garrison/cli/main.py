@@ -15,6 +15,7 @@ import typer
 
 from garrison import __version__
 from garrison.cli import (
+    assess,
     audit,
     config,
     crypt,
@@ -92,6 +93,7 @@ app.add_typer(gateway.app, name="gateway")
 app.add_typer(keys.app, name="keys")
 app.add_typer(llm.app, name="llm")
 app.add_typer(redteam.app, name="redteam")
+app.add_typer(assess.app, name="assess")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ Precedence, lowest first:
 Keys are written in kebab-case in files (``fail-on``) and upper snake case in the environment
 (``GARRISON_FAIL_ON``). The settings of one command may be grouped in a table named by their prefix:
 ``[bias]`` with ``min-dp-ratio = 0.9`` sets ``bias-min-dp-ratio`` (``GARRISON_BIAS_MIN_DP_RATIO``).
+The tables are ``[bias]`` and ``[assess]`` (:data:`SECTIONS`).
 An unknown key in a file is an error naming the file and the key.
 :func:`load_settings` also returns where every value came from, for ``garrison config show``.
 """
@@ -142,12 +143,33 @@ class Settings(BaseModel):
     bias_min_group_rows: int = Field(
         default=30, ge=1, description="garrison data bias: leave groups with fewer rows out of the metrics."
     )
+    assess_epsilon: float = Field(
+        default=0.1,
+        gt=0,
+        description="garrison assess model: judge robust accuracy at this perturbation budget (input units) "
+        "and below.",
+    )
+    assess_min_robust_accuracy: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="garrison assess model: flag a robust accuracy below this at assess-epsilon or less.",
+    )
+    assess_min_median_l2: float = Field(
+        default=1.0,
+        ge=0,
+        description="garrison assess model: flag a minimal-perturbation attack (CW-L2, HopSkipJump) whose "
+        "median L2 is below this.",
+    )
 
     @field_validator(
         "bias_max_dp_difference",
         "bias_min_dp_ratio",
         "bias_max_eo_difference",
         "bias_min_group_rows",
+        "assess_epsilon",
+        "assess_min_robust_accuracy",
+        "assess_min_median_l2",
         mode="before",
     )
     @classmethod
@@ -180,7 +202,7 @@ class Settings(BaseModel):
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(Settings.model_fields)
-SECTIONS: frozenset[str] = frozenset({"bias"})
+SECTIONS: frozenset[str] = frozenset({"bias", "assess"})
 """Tables a file may group settings in: ``max-dp-difference`` in ``[bias]`` is ``bias-max-dp-difference``."""
 _LIST_FIELDS = {"select", "ignore", "exclude"}
 _PATH_FIELDS = {"baseline"}

@@ -1,0 +1,228 @@
+"""Inputs of ``garrison assess model``: the flags parsed, the model loaded safely, the data read.
+
+The model goes through :func:`garrison.loading.safe_load_result` (scan first, then the restricted
+unpickler), so a file with hidden code is refused before anything of it runs. A PyTorch state dict
+needs the user's own code to build the network (``--arch module:function``); that code is named by
+the user on the command line, never taken from the file.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from garrison.core.config import LoadedSettings
+
+ASSESSMENTS = ("evasion", "privacy", "extraction")
+"""Assessment families the command names; only :data:`AVAILABLE` run today."""
+AVAILABLE = ("evasion",)
+"""Assessment families this version runs."""
+
+
+def parse_assessments(spec: str) -> tuple[str, ...]:
+    """The ``--attacks`` families; a planned one (privacy, extraction) is a usage error, exit 2."""
+    from garrison.core.errors import UsageError
+
+    names = tuple(dict.fromkeys(n.strip().lower() for n in spec.split(",") if n.strip()))
+    if not names:
+        raise UsageError("--attacks is empty", hint="use --attacks evasion")
+    unknown = [n for n in names if n not in ASSESSMENTS]
+    if unknown:
+        raise UsageError(
+            f"--attacks {', '.join(unknown)}: unknown", hint="choose from " + ", ".join(ASSESSMENTS)
+        )
+    missing = [n for n in names if n not in AVAILABLE]
+    if missing:
+        raise UsageError(
+            f"--attacks {', '.join(missing)}: not available yet in this version of Garrison",
+            hint="run --attacks evasion (adversarial robustness); privacy and extraction are planned",
+        )
+    return names
+
+
+def parse_floats(spec: str, flag: str) -> tuple[float, ...]:
+    """Positive numbers from a comma-separated flag, sorted and deduplicated."""
+    from garrison.core.errors import UsageError
+
+    try:
+        values = tuple(float(p) for p in spec.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(f"{flag} {spec!r}: expected comma-separated numbers") from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise UsageError(f"{flag} {spec!r}: expected positive numbers, e.g. 0.1,0.3")
+    return tuple(sorted(set(values)))
+
+
+def parse_shape(spec: str | None) -> tuple[int, ...] | None:
+    """``--input-shape 1,8,8`` as a tuple of sizes."""
+    from garrison.core.errors import UsageError
+
+    if spec is None:
+        return None
+    try:
+        shape = tuple(int(p) for p in spec.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape {spec!r}: expected comma-separated sizes, e.g. 1,8,8") from None
+    if any(s < 1 for s in shape):
+        raise UsageError(f"--input-shape {spec!r}: sizes must be positive")
+    return shape
+
+
+def parse_range(spec: str | None) -> tuple[float, float] | None:
+    """``--valid-range LO,HI`` as a pair with ``LO < HI``."""
+    from garrison.core.errors import UsageError
+
+    if spec is None:
+        return None
+    try:
+        lo, hi = (float(p) for p in spec.split(","))
+    except ValueError:
+        raise UsageError(f"--valid-range {spec!r}: expected LO,HI, e.g. 0,1") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise UsageError(f"--valid-range {spec!r}: expected finite LO < HI")
+    return (lo, hi)
+
+
+def load_model(path: str, allow: Sequence[str], arch: str | None, loaded: LoadedSettings) -> tuple[Any, Any]:
+    """The model object and the :class:`~garrison.loading.LoadResult` it came from."""
+    from garrison.core.errors import UsageError
+    from garrison.loading import safe_load_result
+
+    if "://" in path:
+        raise UsageError(
+            f"--model {path}: assessing an endpoint is not available yet in this version of Garrison",
+            hint="pass a model file: a scikit-learn joblib/pickle file or a PyTorch checkpoint",
+        )
+    result = safe_load_result(path, allow=allow, settings=loaded.settings)
+    value = result.value
+    if hasattr(value, "predict") and hasattr(value, "classes_"):
+        if arch is not None:
+            raise UsageError("--arch applies to PyTorch state dicts, and this is a scikit-learn model")
+        return value, result
+    torch = _torch()
+    if isinstance(value, torch.nn.Module):
+        if arch is not None:
+            raise UsageError("--arch applies to state dicts, and this file holds a whole PyTorch module")
+        return value.eval(), result
+    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+        if arch is None:
+            raise UsageError(
+                f"{path} holds a PyTorch state dict (weights only), not a model",
+                hint="name the code that builds the network with --arch module:function (a function "
+                "returning the nn.Module, importable from the working directory), or save the whole "
+                "module with torch.save(model, PATH)",
+            )
+        return _build_arch(arch, value), result
+    raise UsageError(
+        f"{path} holds a {type(value).__name__}, not a model Garrison can assess",
+        hint="save a fitted scikit-learn classifier (joblib.dump) or a torch.nn.Module (torch.save)",
+    )
+
+
+def _torch() -> Any:
+    from garrison.assess.adapters import require_torch
+
+    return require_torch("PyTorch models")
+
+
+def _build_arch(spec: str, state: dict[str, Any]) -> Any:
+    """Call the user's ``module:function`` (their code, never the file's) and load ``state`` into it."""
+    import importlib
+    import os
+    import re
+
+    from garrison.core.errors import UsageError
+
+    match = re.fullmatch(r"([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)", spec.strip())
+    if not match:
+        raise UsageError(f"--arch {spec!r}: expected module:function, e.g. mypkg.models:make_net")
+    module_name, func_name = match.groups()
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--arch {spec}: cannot import {module_name}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    build = getattr(module, func_name, None)
+    if not callable(build):
+        raise UsageError(f"--arch {spec}: {module_name} has no function {func_name}")
+    model = build()
+    torch = _torch()
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"--arch {spec}: returned a {type(model).__name__}, not a torch.nn.Module")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"--arch {spec}: the state dict does not fit the network: {first}") from None
+    return model.eval()
+
+
+def load_data(path: Path, label: str | None, max_rows: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Inputs (float32), raw labels (numbers, or label texts from a table) and notes."""
+    import numpy as np
+
+    from garrison.core.errors import InputError, UsageError
+
+    if path.suffix.lower() == ".npz":
+        if label is not None:
+            raise UsageError("--label applies to tables (CSV, TSV, JSON Lines, Parquet), not to .npz files")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                names = set(archive.files)
+                if not {"x", "y"} <= names:
+                    raise UsageError(
+                        f"{path}: expected arrays 'x' and 'y', found {', '.join(sorted(names)) or 'none'}"
+                    )
+                x, y = archive["x"], archive["y"]
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+        if len(x) != len(y):
+            raise UsageError(f"{path}: {len(x)} inputs in 'x' but {len(y)} labels in 'y'")
+        if not np.issubdtype(x.dtype, np.number):
+            raise UsageError(f"{path}: 'x' must be numeric, not {x.dtype}")
+        return x.astype(np.float32), y.reshape(-1), []
+    if label is None:
+        raise UsageError(f"{path}: name the label column with --label COLUMN (or pass an .npz with x and y)")
+    from garrison.data.table_matrix import load_labelled_matrix
+
+    table = load_labelled_matrix(path, label=label, max_rows=max_rows)
+    texts = np.array(table.classes, dtype=object)[table.y]
+    return table.matrix.astype(np.float32), texts, list(table.notes)
+
+
+def labels_for(model: Any, y: np.ndarray) -> np.ndarray:
+    """Labels in the model's own terms: ``classes_`` values for scikit-learn, indices for torch."""
+    import numpy as np
+
+    from garrison.core.errors import UsageError
+
+    if y.dtype != object:
+        return y
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        by_text = {str(c): c for c in classes}
+        unknown = sorted({t for t in y if t not in by_text})
+        if unknown:
+            raise UsageError(
+                f"labels {', '.join(map(repr, unknown[:5]))} are not among the model's classes "
+                f"({', '.join(map(str, list(by_text)[:10]))})"
+            )
+        return np.array([by_text[t] for t in y])
+    try:
+        return np.array([int(t) for t in y], dtype=np.int64)
+    except ValueError:
+        raise UsageError(
+            "a PyTorch model's labels are class indices: the label column must hold integers 0..C-1"
+        ) from None

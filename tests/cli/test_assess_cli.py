@@ -1,0 +1,271 @@
+"""``garrison assess model`` end to end on tiny models trained here, saved to files and loaded safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+SAMPLES = "40"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a small shared machine, more threads only contend (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A logistic regression (joblib), a whole torch MLP, its state dict, and held-out digits (npz, CSV)."""
+    root = tmp_path_factory.mktemp("assess")
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        logreg = LogisticRegression(max_iter=60).fit(x[:600], y[:600])
+    joblib.dump(logreg, root / "logreg.joblib")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=0.03)
+    xt, yt = torch.as_tensor(x[:600]), torch.as_tensor(y[:600])
+    for _ in range(80):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.eval()
+    torch.save(net, root / "mlp.pt")
+    torch.save(net.state_dict(), root / "mlp_weights.pt")
+    np.savez(root / "test.npz", x=x[1200:1300], y=y[1200:1300])
+    header = ",".join(f"p{i}" for i in range(64)) + ",digit"
+    rows = [
+        ",".join(f"{v:g}" for v in row) + f",{label}"
+        for row, label in zip(x[1200:1300], y[1200:1300], strict=True)
+    ]
+    (root / "test.csv").write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return {
+        "logreg": root / "logreg.joblib",
+        "mlp": root / "mlp.pt",
+        "weights": root / "mlp_weights.pt",
+        "npz": root / "test.npz",
+        "csv": root / "test.csv",
+    }
+
+
+def run(cli: Callable[..., Any], *args: str, samples: str = SAMPLES) -> Any:
+    return cli("assess", "model", *args, "--samples", samples, "--no-store")
+
+
+def test_sklearn_model_json_findings_and_shape(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    res = run(
+        cli, "--model", str(files["logreg"]), "--data", str(files["npz"]),
+        "--methods", "fgsm,pgd-10,cw-l2", "--epsilons", "0.1,0.3", "--format", "json",
+    )  # fmt: skip
+    assert res.code == 1, res.err
+    body = json.loads(res.out)
+    a = body["assessment"]
+    assert a["kind"] == "evasion"
+    assert a["model"]["name"] == "LogisticRegression"
+    assert a["model"]["has_gradients"] is True
+    assert a["data"]["samples"] == 40
+    assert a["thresholds"] == {"epsilon": 0.1, "min_robust_accuracy": 0.3, "min_median_l2": 1.0}
+    runs = [(r["attack"], r["epsilon"]) for r in a["results"]]
+    assert runs == [("fgsm", 0.1), ("fgsm", 0.3), ("pgd-10", 0.1), ("pgd-10", 0.3), ("cw-l2", None)]
+    pgd = a["results"][2]
+    assert pgd["robust_accuracy"] <= a["results"][0]["robust_accuracy"]
+    assert pgd["parameters"]["steps"] == 10
+    # the linear model holds at ε=0.1 (robust accuracy above 30%), but CW-L2 needs only a small L2
+    assert pgd["robust_accuracy"] >= 0.3
+    findings = body["report"]["findings"]
+    assert [f["rule"]["id"] for f in findings] == ["GAR-ADV-002"]
+    evidence = {e["name"]: e for e in findings[0]["evidence"]}
+    assert evidence["median_l2[cw-l2]"]["threshold"] == 1.0
+    assert evidence["median_l2[cw-l2]"]["value"] < 1.0
+    strict = run(
+        cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--methods", "pgd-10",
+        "--epsilons", "0.1", "--min-robust-accuracy", "0.95", "--format", "json",
+    )  # fmt: skip
+    assert [f["rule"]["id"] for f in json.loads(strict.out)["report"]["findings"]] == ["GAR-ADV-001"]
+    assert "assess: pgd-10 ε=0.1: robust accuracy" in res.err  # progress on stderr, not stdout
+
+
+def test_torch_module_console_table_and_default_methods(
+    cli: Callable[..., Any], files: dict[str, Path]
+) -> None:
+    res = run(cli, "--model", str(files["mlp"]), "--data", str(files["npz"]))
+    assert res.code == 1, res.err
+    assert "Sequential (torch, logits, 10 classes, input 64, range [0, 1])" in res.out
+    header = next(line for line in res.out.splitlines() if line.strip().startswith("attack") and "ε=" in line)
+    assert "ε=0.1" in header
+    assert "ε=0.3" in header
+    for attack in ("fgsm", "pgd-10", "apgd-ce"):
+        assert any(line.strip().startswith(attack) for line in res.out.splitlines()), attack
+    assert "cw-l2" in res.out
+    assert "median L2" in res.out
+    assert "FLAGGED:" in res.out
+    assert "inferred from the data" in res.out
+
+
+def test_policy_from_garrison_toml_and_flags(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    Path("garrison.toml").write_text("[assess]\nmin-robust-accuracy = 0.0\nmin-median-l2 = 0.0\n")
+    args = ("--model", str(files["logreg"]), "--data", str(files["npz"]), "--methods", "fgsm,cw-l2")
+    relaxed = run(cli, *args)
+    assert relaxed.code == 0, relaxed.out + relaxed.err
+    assert "OK: within the policy" in relaxed.out
+    strict = run(cli, *args, "--min-robust-accuracy", "1.0")
+    assert strict.code == 1
+    assert "GAR-ADV" in strict.out
+
+
+def test_csv_with_a_label_column_matches_the_npz(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    args = ("--model", str(files["logreg"]), "--methods", "pgd-10", "--epsilons", "0.1", "--format", "json")
+    res = run(cli, *args, "--data", str(files["csv"]), "--label", "digit")
+    assert res.code == 0, res.err  # within the policy: no finding
+    body = json.loads(res.out)
+    assert body["assessment"]["data"]["label"] == "digit"
+    assert body["report"]["findings"] == []
+    same = json.loads(run(cli, *args, "--data", str(files["npz"])).out)
+    for key in ("clean_accuracy", "robust_accuracy"):
+        assert body["assessment"]["results"][0][key] == same["assessment"]["results"][0][key]
+    missing = run(cli, "--model", str(files["logreg"]), "--data", str(files["csv"]))
+    assert missing.code == 2
+    assert "--label" in missing.err
+
+
+@pytest.mark.parametrize("attacks", ["privacy", "evasion,extraction"])
+def test_planned_assessments_are_refused_as_usage_errors(
+    cli: Callable[..., Any], files: dict[str, Path], attacks: str
+) -> None:
+    res = run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--attacks", attacks)
+    assert res.code == 2
+    assert "not available yet" in res.err
+    assert res.out == ""
+
+
+def test_unknown_assessment_and_endpoint_are_usage_errors(
+    cli: Callable[..., Any], files: dict[str, Path]
+) -> None:
+    assert (
+        run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--attacks", "magic").code == 2
+    )
+    res = run(cli, "--model", "http://127.0.0.1:9/predict", "--data", str(files["npz"]))
+    assert res.code == 2
+    assert "not available yet" in res.err
+
+
+class _Payload:
+    """Pickles to a call of os.system; written to disk only, never loaded."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, ("true",))
+
+
+def test_malicious_pickle_model_is_refused_before_it_runs(
+    cli: Callable[..., Any], files: dict[str, Path]
+) -> None:
+    evil = Path("evil.pkl")
+    evil.write_bytes(pickle.dumps(_Payload(), protocol=4))
+    res = run(cli, "--model", str(evil), "--data", str(files["npz"]))
+    assert res.code == 1
+    assert "refused to load" in res.err
+    assert res.out == ""
+
+
+def test_state_dict_needs_arch_and_builds_with_it(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    weights = str(files["weights"])
+    bare = run(cli, "--model", weights, "--data", str(files["npz"]), "--methods", "fgsm")
+    assert bare.code == 2
+    assert "--arch" in bare.err
+    Path("tiny_arch.py").write_text(
+        "import torch\n\n\ndef build():\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))\n"
+    )
+    built = run(
+        cli, "--model", weights, "--arch", "tiny_arch:build", "--data", str(files["npz"]),
+        "--methods", "fgsm", "--epsilons", "0.1", "--valid-range", "0,2", "--format", "json",
+    )  # fmt: skip
+    assert built.code == 1, built.err
+    built_body = json.loads(built.out)["assessment"]
+    assert built_body["results"][0]["attack"] == "fgsm"
+    assert built_body["model"]["valid_range"] == [0.0, 2.0]
+    assert built_body["model"]["valid_range_inferred"] is False
+    wrong = run(cli, "--model", weights, "--arch", "tiny_arch:nothing", "--data", str(files["npz"]))
+    assert wrong.code == 2
+    shaped = run(cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--input-shape", "3,3")
+    assert shaped.code == 2
+    assert "does not hold the 64 values" in shaped.err
+    assert "no function nothing" in wrong.err
+
+
+def test_query_budget_skips_the_attacks_not_started(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    res = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--methods", "fgsm,pgd-10",
+        "--epsilons", "0.1,0.3", "--max-queries", "1", "--format", "json",
+    )  # fmt: skip
+    body = json.loads(res.out)
+    assert [r["attack"] for r in body["assessment"]["results"]] == ["fgsm"]
+    skipped = body["assessment"]["skipped"]
+    assert [s["attack"] for s in skipped] == ["fgsm ε=0.3", "pgd-10 ε=0.1", "pgd-10 ε=0.3"]
+    assert all("query budget" in s["reason"] for s in skipped)
+    assert len(body["report"]["skipped"]) == 3
+    timed = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--methods", "fgsm",
+        "--time-budget", "0",
+    )  # fmt: skip
+    assert timed.code == 2
+    assert "time budget" in timed.err
+
+
+def test_gradient_attack_on_a_black_box_is_skipped_not_faked(
+    cli: Callable[..., Any], files: dict[str, Path], tmp_path: Path
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    data = np.load(files["npz"])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(data["x"], data["y"])
+    joblib.dump(forest, tmp_path / "forest.joblib")
+    res = run(
+        cli, "--model", str(tmp_path / "forest.joblib"), "--data", str(files["npz"]),
+        "--methods", "fgsm,square", "--epsilons", "0.3", "--format", "json", samples="8",
+    )  # fmt: skip
+    body = json.loads(res.out)
+    assert [r["attack"] for r in body["assessment"]["results"]] == ["square"]
+    assert "needs input gradients" in body["assessment"]["skipped"][0]["reason"]
+
+
+def test_html_report_has_the_curves_and_sarif_and_store_carry_the_findings(
+    cli: Callable[..., Any], files: dict[str, Path], tmp_path: Path
+) -> None:
+    common = ("--model", str(files["mlp"]), "--data", str(files["npz"]), "--methods", "fgsm,pgd-10")
+    page_file = tmp_path / "report.html"
+    res = cli("assess", "model", *common, "--samples", SAMPLES, "--format", "html", "-o", str(page_file),
+              "--db", str(tmp_path / "g.db"))  # fmt: skip
+    assert res.code == 1, res.err
+    page = page_file.read_text(encoding="utf-8")
+    assert "<svg" in page
+    assert "<polyline" in page
+    assert "Robust accuracy" in page
+    assert page.index("Robust accuracy") < page.index("</main>")
+    assert "Content-Security-Policy" in page
+    assert "GAR-ADV-001" in page
+    stored = cli("findings", "--db", str(tmp_path / "g.db"), "--format", "json", with_db=False)
+    assert "GAR-ADV-001" in stored.out
+    sarif = json.loads(run(cli, *common, "--format", "sarif").out)
+    rule_ids = {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    assert rule_ids == {"GAR-ADV-001"}
