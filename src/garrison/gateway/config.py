@@ -60,6 +60,12 @@ class MetricsConfig(_Strict):
     )
 
 
+class DetectorFile(_Strict):
+    """An input detector saved by ``garrison assess detector`` (an ``.npz`` of arrays)."""
+
+    path: Path
+
+
 class GatewayConfig(_Strict):
     """The top level of gateway.yaml."""
 
@@ -73,6 +79,9 @@ class GatewayConfig(_Strict):
     limits: tuple[LimitRule, ...] = ()
     audit: AuditConfig = AuditConfig()
     routes: tuple[RouteConfig, ...] = Field(default=(), description="What the gateway serves.")
+    detectors: dict[str, DetectorFile] = Field(
+        default_factory=dict, description="Input detectors by name, for routes' validation.detector."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
@@ -166,6 +175,8 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
     fix(document.get("audit"), "journal_dir")
     fix(document.get("limits_backend"), "path")
     fix(document.get("metrics"), "multiproc_dir")
+    for detector in (document.get("detectors") or {}).values():
+        fix(detector, "path")
     auth = document.get("auth")
     if isinstance(auth, dict):
         fix(auth.get("jwt"), "jwks_file")

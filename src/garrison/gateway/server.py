@@ -81,6 +81,8 @@ class Components:
         self.limiter = Limiter.from_config(config.limits_section())
         self.audit = AuditLog(config.audit, self.store, ship=ship_audit)
         self.metrics = Metrics(config.metrics.multiproc_dir) if config.metrics.enabled else None
+        loaded = {name: _load_detector(name, spec.path) for name, spec in config.detectors.items()}
+        detectors = {**loaded, **(detectors or {})}
         self.validators = {
             route.name: RouteValidator(route.validation, detectors=detectors, where=f"route {route.name!r}")
             for route in config.routes
@@ -357,6 +359,15 @@ class Components:
         from garrison.gateway.admin import handle_admin
 
         await handle_admin(self, scope, receive, send, ex, gateway)
+
+
+def _load_detector(name: str, path: Path) -> InputDetector:
+    """An input detector saved by ``garrison assess detector`` (arrays only; loading runs nothing)."""
+    from garrison.assess.input_detectors import MahalanobisDetector
+
+    found = MahalanobisDetector.load(path)
+    found.name = name
+    return found
 
 
 async def _refresh_keys(keys: KeyCache, interval: float) -> None:
