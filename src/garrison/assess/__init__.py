@@ -41,6 +41,8 @@ if TYPE_CHECKING:
         run_attack,
         run_evasion,
     )
+    from garrison.assess.extraction import ExtractionPoint, ExtractionReport, run_extraction
+    from garrison.assess.extraction_rules import ExtractionThresholds, extraction_findings
     from garrison.assess.findings import EvasionThresholds, evasion_findings
     from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
 
@@ -54,6 +56,9 @@ _EXPORTS: dict[str, str] = {
     "CarliniWagnerL2": "evasion",
     "EvasionReport": "results",
     "EvasionThresholds": "findings",
+    "ExtractionPoint": "extraction",
+    "ExtractionReport": "extraction",
+    "ExtractionThresholds": "extraction_rules",
     "FGSM": "evasion",
     "GradientUnavailableError": "adapters",
     "HopSkipJump": "evasion",
@@ -67,8 +72,10 @@ _EXPORTS: dict[str, str] = {
     "as_model": "adapters",
     "attack_from_name": "evasion",
     "evasion_findings": "findings",
+    "extraction_findings": "extraction_rules",
     "run_attack": "evasion",
     "run_evasion": "evasion",
+    "run_extraction": "extraction",
 }
 
 __all__ = [
@@ -81,6 +88,9 @@ __all__ = [
     "CarliniWagnerL2",
     "EvasionReport",
     "EvasionThresholds",
+    "ExtractionPoint",
+    "ExtractionReport",
+    "ExtractionThresholds",
     "GradientUnavailableError",
     "HopSkipJump",
     "ModelAdapter",
@@ -92,8 +102,10 @@ __all__ = [
     "as_model",
     "attack_from_name",
     "evasion_findings",
+    "extraction_findings",
     "run_attack",
     "run_evasion",
+    "run_extraction",
 ]
 
 
