@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from garrison.assess.extraction import ExtractionPoint, ExtractionReport, run_extraction
     from garrison.assess.extraction_rules import ExtractionThresholds, extraction_findings
     from garrison.assess.findings import EvasionThresholds, evasion_findings
+    from garrison.assess.privacy import MembershipReport, MembershipResult, run_membership
+    from garrison.assess.privacy_rules import MembershipThresholds, membership_findings
     from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
 
 # Names resolve on first use: ``garrison.assess.rules`` (registered by every scan) must not pull in
@@ -63,6 +65,9 @@ _EXPORTS: dict[str, str] = {
     "GradientUnavailableError": "adapters",
     "HopSkipJump": "evasion",
     "ModelAdapter": "adapters",
+    "MembershipReport": "privacy",
+    "MembershipResult": "privacy",
+    "MembershipThresholds": "privacy_rules",
     "ModelInfo": "results",
     "OutputKind": "adapters",
     "PGD": "evasion",
@@ -73,9 +78,11 @@ _EXPORTS: dict[str, str] = {
     "attack_from_name": "evasion",
     "evasion_findings": "findings",
     "extraction_findings": "extraction_rules",
+    "membership_findings": "privacy_rules",
     "run_attack": "evasion",
     "run_evasion": "evasion",
     "run_extraction": "extraction",
+    "run_membership": "privacy",
 }
 
 __all__ = [
@@ -93,6 +100,9 @@ __all__ = [
     "ExtractionThresholds",
     "GradientUnavailableError",
     "HopSkipJump",
+    "MembershipReport",
+    "MembershipResult",
+    "MembershipThresholds",
     "ModelAdapter",
     "ModelInfo",
     "OutputKind",
@@ -103,9 +113,11 @@ __all__ = [
     "attack_from_name",
     "evasion_findings",
     "extraction_findings",
+    "membership_findings",
     "run_attack",
     "run_evasion",
     "run_extraction",
+    "run_membership",
 ]
 
 
