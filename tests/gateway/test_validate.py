@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from garrison.core.errors import ConfigError
+from garrison.gateway.http import read_body
 from garrison.gateway.schema_fast import compile_fast
 from garrison.gateway.types import Denied
 from garrison.gateway.validate import (
@@ -25,7 +26,6 @@ from garrison.gateway.validate import (
     check_content_type,
     json_depth,
     parse_json_body,
-    read_body,
     run_detector,
 )
 
@@ -232,7 +232,7 @@ def test_read_body_stops_at_the_limit() -> None:
         return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
 
     with pytest.raises(Denied) as info:
-        asyncio.run(read_body(receive_forever, 10_000))
+        asyncio.run(read_body(receive_forever, {"headers": []}, limit=10_000, timeout=10))
     assert (info.value.status, info.value.reason) == (413, "body_too_large")
     assert len(sent) == 11  # the chunk that crossed the limit was never kept
 
@@ -243,7 +243,7 @@ def test_read_body_stops_at_the_limit() -> None:
     async def receive() -> dict[str, Any]:
         return next(chunks)
 
-    assert asyncio.run(read_body(receive, 3)) == b"abc"
+    assert asyncio.run(read_body(receive, {"headers": []}, limit=3, timeout=10)) == b"abc"
 
 
 # --- schema -----------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ reason ``internal_error``: a broken step closes the gateway, never opens it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -436,8 +435,3 @@ def _stream_usage(data: bytes) -> int | None:
             if tokens is not None:
                 return tokens
     return None
-
-
-def body_digest(body: bytes) -> str:
-    """SHA-256 of a body, for the audit event."""
-    return hashlib.sha256(body).hexdigest()

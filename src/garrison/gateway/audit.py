@@ -30,7 +30,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -50,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from garrison.core.errors import GarrisonError, StorageError
 from garrison.core.events import EVENT_TYPE_RE, Event, utc_now
+from garrison.gateway.ids import ProcessIds
 from garrison.gateway.logs import get_logger, mask_secrets
 from garrison.gateway.types import Decision, Outcome, RequestFacts
 
@@ -111,22 +111,7 @@ class AuditStats:
 # -- building the event ----------------------------------------------------------------------------
 
 
-class _Ids:
-    """Event ids: a random per-process prefix and a counter, cheaper than ``uuid4`` per request."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self._prefix = secrets.token_hex(10)
-        self._count = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._count):012x}"
-
-
-_ids = _Ids()
+_ids = ProcessIds(prefix_bytes=10, counter_digits=12)
 
 
 def new_event_id() -> str:

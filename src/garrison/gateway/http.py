@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from garrison.gateway.types import Denied
+from garrison.gateway.validate import check_body_size, check_content_length
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,14 +63,10 @@ def check_request_line(scope: Scope) -> None:
 async def read_body(receive: Receive, scope: Scope, *, limit: int, timeout: float) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes or a body slower than ``timeout``.
 
-    A declared ``Content-Length`` over the limit is refused before a byte is read.
+    A declared ``Content-Length`` over the limit is refused before a byte is read; the body is cut
+    off as soon as it grows past the limit, whatever it declared.
     """
-    declared = header(scope, b"content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Denied(400, "bad_content_length")
-        if int(declared) > limit:
-            raise Denied(413, "body_too_large")
+    check_content_length(scope["headers"], limit)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -82,8 +79,7 @@ async def read_body(receive: Receive, scope: Scope, *, limit: int, timeout: floa
                 chunk = message.get("body", b"")
                 if chunk:
                     size += len(chunk)
-                    if size > limit:
-                        raise Denied(413, "body_too_large")
+                    check_body_size(size, limit)
                     chunks.append(chunk)
                 if not message.get("more_body", False):
                     break

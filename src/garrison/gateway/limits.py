@@ -58,11 +58,8 @@ stays charged and concurrency slots come back when their lease ends.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import os
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,6 +69,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from garrison.core.errors import GarrisonError
+from garrison.gateway.ids import ProcessIds
 from garrison.gateway.limits_config import BudgetLimit, LimitRule, LimitsBackendConfig, LimitsSection
 from garrison.gateway.types import Denied
 
@@ -181,23 +179,7 @@ def needs_settle(charges: Sequence[Charge]) -> bool:
     return any(c.kind is not LimitKind.RATE for c in charges)
 
 
-class _ReservationIds:
-    """A random per-process prefix and a counter: unique across processes and forks, and free of the
-    system call that a fresh random id per request would cost."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._count = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._count):08x}"
-
-
-_reservation_ids = _ReservationIds()
+_reservation_ids = ProcessIds(prefix_bytes=8, counter_digits=8)
 
 
 def new_reservation_id() -> str:

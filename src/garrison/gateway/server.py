@@ -37,7 +37,7 @@ from garrison.gateway.ml_features import InputDetector, run_detector
 from garrison.gateway.output_controls import OutputPolicy, apply_output_policy, policy_for, predicted_classes
 from garrison.gateway.routes import RouteConfig, usage_tokens
 from garrison.gateway.types import Decision, Denied, Outcome, Principal, RequestFacts
-from garrison.gateway.validate import RouteValidator
+from garrison.gateway.validate import RouteValidator, check_content_type
 from garrison.store import Store
 
 CONFIG_ENV = "GARRISON_GATEWAY_CONFIG"
@@ -181,7 +181,7 @@ class Components:
 
     def parse(self, route: RouteConfig, scope: dict[str, Any], body: bytes) -> Any:
         validator = self.validators[route.name]
-        validator.check_headers(scope["headers"])
+        check_content_type(scope["headers"], route.validation.content_types)  # length: read_body did it
         return validator.parse(body)
 
     def authorize(self, principal: Principal, *, route: str, model: str, action: str) -> None:

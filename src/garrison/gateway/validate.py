@@ -59,12 +59,11 @@ __all__ = [
     "json_depth",
     "load_schema",
     "parse_json_body",
-    "read_body",
     "run_detector",
 ]
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 
@@ -157,26 +156,6 @@ def check_body_size(size: int, max_body_bytes: int) -> None:
     """Refuse (413 ``body_too_large``) a body, or the part of it read so far, over the limit."""
     if size > max_body_bytes:
         raise Denied(413, "body_too_large")
-
-
-async def read_body(
-    receive: Callable[[], Awaitable[Mapping[str, Any]]], max_body_bytes: int, *, initial: bytes = b""
-) -> bytes:
-    """Read an ASGI request body, stopping with 413 as soon as it grows past ``max_body_bytes``."""
-    buffer = bytearray(initial)
-    check_body_size(len(buffer), max_body_bytes)
-    while True:
-        message = await receive()
-        kind = message.get("type")
-        if kind == "http.disconnect":
-            raise Denied(400, "client_disconnected")
-        if kind != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        check_body_size(len(buffer) + len(chunk), max_body_bytes)
-        buffer += chunk
-        if not message.get("more_body", False):
-            return bytes(buffer)
 
 
 # --- JSON parsing -----------------------------------------------------------------------------------
