@@ -257,3 +257,33 @@ def test_torch_target_with_train_fn(split: Split) -> None:
     )
     assert r.member_accuracy > r.non_member_accuracy
     assert r.result("lira-online").auc > 0.6
+
+
+def test_torch_train_fn_reinitialises_and_refuses_bare_parameters() -> None:
+    import torch
+
+    from garrison.assess.privacy import torch_train_fn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    before = net[0].weight.detach().clone()
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    train = torch_train_fn(net, epochs=2, seed=1)
+    first, second = train(x, y), train(x, y)
+    assert torch.equal(net[0].weight, before)  # the target itself is never touched
+    assert not torch.equal(first[0].weight, before)
+    assert not torch.equal(first[0].weight, second[0].weight)  # seeded per call
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            return v * self.scale
+
+    with pytest.raises(ConfigError, match="scale"):
+        torch_train_fn(Scaled())
+    with pytest.raises(ConfigError, match="epochs"):
+        torch_train_fn(net, epochs=0)

@@ -80,15 +80,17 @@ def test_sklearn_model_json_findings_and_shape(cli: Callable[..., Any], files: d
     assert res.code == 1, res.err
     body = json.loads(res.out)
     a = body["assessment"]
-    assert a["kind"] == "evasion"
+    assert a["kinds"] == ["evasion"]
+    assert "privacy" not in a
     assert a["model"]["name"] == "LogisticRegression"
     assert a["model"]["has_gradients"] is True
     assert a["data"]["samples"] == 40
-    assert a["thresholds"] == {"epsilon": 0.1, "min_robust_accuracy": 0.3, "min_median_l2": 1.0}
-    runs = [(r["attack"], r["epsilon"]) for r in a["results"]]
+    e = a["evasion"]
+    assert e["thresholds"] == {"epsilon": 0.1, "min_robust_accuracy": 0.3, "min_median_l2": 1.0}
+    runs = [(r["attack"], r["epsilon"]) for r in e["results"]]
     assert runs == [("fgsm", 0.1), ("fgsm", 0.3), ("pgd-10", 0.1), ("pgd-10", 0.3), ("cw-l2", None)]
-    pgd = a["results"][2]
-    assert pgd["robust_accuracy"] <= a["results"][0]["robust_accuracy"]
+    pgd = e["results"][2]
+    assert pgd["robust_accuracy"] <= e["results"][0]["robust_accuracy"]
     assert pgd["parameters"]["steps"] == 10
     # the linear model holds at ε=0.1 (robust accuracy above 30%), but CW-L2 needs only a small L2
     assert pgd["robust_accuracy"] >= 0.3
@@ -142,31 +144,127 @@ def test_csv_with_a_label_column_matches_the_npz(cli: Callable[..., Any], files:
     assert body["report"]["findings"] == []
     same = json.loads(run(cli, *args, "--data", str(files["npz"])).out)
     for key in ("clean_accuracy", "robust_accuracy"):
-        assert body["assessment"]["results"][0][key] == same["assessment"]["results"][0][key]
+        assert (
+            body["assessment"]["evasion"]["results"][0][key]
+            == same["assessment"]["evasion"]["results"][0][key]
+        )
     missing = run(cli, "--model", str(files["logreg"]), "--data", str(files["csv"]))
     assert missing.code == 2
     assert "--label" in missing.err
 
 
-@pytest.mark.parametrize("attacks", ["privacy", "evasion,extraction"])
-def test_planned_assessments_are_refused_as_usage_errors(
-    cli: Callable[..., Any], files: dict[str, Path], attacks: str
-) -> None:
-    res = run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--attacks", attacks)
+def test_privacy_needs_the_training_data(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    res = run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--attacks", "privacy")
     assert res.code == 2
-    assert "not available yet" in res.err
+    assert "--train-data" in res.err
     assert res.out == ""
 
 
-def test_unknown_assessment_and_endpoint_are_usage_errors(
+def test_privacy_and_extraction_of_a_forest_json_and_findings(
+    cli: Callable[..., Any], files: dict[str, Path]
+) -> None:
+    """An overfit forest: every training record is right, LiRA tells members apart, a copy is cheap."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(x[:300], y[:300])
+    joblib.dump(forest, "forest.joblib")
+    np.savez("train.npz", x=x[:300], y=y[:300])
+    np.savez("held.npz", x=x[300:700], y=y[300:700])
+    res = run(
+        cli, "--model", "forest.joblib", "--data", "held.npz", "--train-data", "train.npz",
+        "--attacks", "extraction,privacy", "--shadows", "4", "--members", "100",
+        "--membership-attacks", "loss,lira-online", "--queries", "50,200", "--format", "json",
+    )  # fmt: skip
+    assert res.code == 1, res.err
+    body = json.loads(res.out)
+    a = body["assessment"]
+    assert a["kinds"] == ["privacy", "extraction"]  # run in their fixed order, whatever the flag's
+    assert "evasion" not in a
+    privacy = a["privacy"]
+    assert (privacy["members"], privacy["non_members"]) == (100, 100)
+    assert privacy["population"] == 200
+    assert privacy["member_accuracy"] == 1.0
+    assert [r["attack"] for r in privacy["results"]] == ["loss", "lira-online"]
+    lira = privacy["results"][1]
+    assert lira["shadow_models"] == 4
+    assert lira["auc"] > 0.6
+    assert lira["roc"][0] == [0.0, 0.0]
+    assert privacy["thresholds"] == {"max_auc": 0.6}
+    extraction = a["extraction"]
+    assert [p["queries"] for p in extraction["points"]] == [50, 200]
+    assert extraction["pool_size"] == 280
+    assert extraction["test_samples"] == 120
+    assert extraction["output"] == "probabilities"
+    assert a["data"]["train_rows"] == 300
+    rules = sorted(f["rule"]["id"] for f in body["report"]["findings"])
+    high_fidelity = any(p["fidelity"] >= 0.9 for p in extraction["points"])
+    assert rules == (["GAR-EXT-001", "GAR-MIA-001"] if high_fidelity else ["GAR-MIA-001"])
+    assert "assess: privacy: strongest" in res.err
+    relaxed = run(
+        cli, "--model", "forest.joblib", "--data", "held.npz", "--train-data", "train.npz",
+        "--attacks", "privacy", "--membership-attacks", "loss", "--members", "100",
+        "--max-membership-auc", "1.0",
+    )  # fmt: skip
+    assert relaxed.code == 0, relaxed.out + relaxed.err
+    assert "membership inference (100 members" in relaxed.out
+    assert "OK: within the policy" in relaxed.out
+
+
+def test_extraction_of_a_torch_module_label_only_in_html(
+    cli: Callable[..., Any], files: dict[str, Path], tmp_path: Path
+) -> None:
+    page_file = tmp_path / "report.html"
+    res = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--attacks", "extraction",
+        "--queries", "30,60", "--expose", "label", "--max-extraction-fidelity", "0.0",
+        "--format", "html", "-o", str(page_file),
+    )  # fmt: skip
+    assert res.code == 1, res.err  # fidelity 0 is always reached: the policy flags it
+    page = page_file.read_text(encoding="utf-8")
+    assert "Model extraction" in page
+    assert "label exposed" in page
+    assert "GAR-EXT-001" in page
+    assert page.index("Model extraction") < page.index("</main>")
+    assert "Robust accuracy" not in page
+
+
+def test_privacy_shadows_of_a_torch_module_are_trained_by_garrison(
+    cli: Callable[..., Any], files: dict[str, Path], tmp_path: Path
+) -> None:
+    data = np.load(files["npz"])
+    digits = load_digits()
+    np.savez("train.npz", x=(digits.data[:600] / 16.0).astype(np.float32), y=digits.target[:600])
+    res = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--train-data", "train.npz",
+        "--attacks", "privacy", "--membership-attacks", "lira-offline", "--shadows", "2",
+        "--shadow-epochs", "2", "--format", "json",
+    )  # fmt: skip
+    assert res.code in (0, 1), res.err
+    body = json.loads(res.out)["assessment"]
+    assert body["privacy"]["results"][0]["shadow_models"] == 2
+    assert body["privacy"]["non_members"] == len(data["y"]) // 2
+    assert any("Garrison's generic recipe" in n for n in body["privacy"]["notes"])
+    np.savez("narrow.npz", x=np.zeros((40, 8), np.float32), y=np.zeros(40, np.int64))
+    narrow = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--train-data", "narrow.npz",
+        "--attacks", "privacy",
+    )  # fmt: skip
+    assert narrow.code == 2
+    assert "rows of 8 values, but --data has 64" in narrow.err
+
+
+def test_unknown_assessment_and_bad_budgets_are_usage_errors(
     cli: Callable[..., Any], files: dict[str, Path]
 ) -> None:
     assert (
         run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--attacks", "magic").code == 2
     )
-    res = run(cli, "--model", "http://127.0.0.1:9/predict", "--data", str(files["npz"]))
-    assert res.code == 2
-    assert "not available yet" in res.err
+    empty = run(cli, "--model", str(files["logreg"]), "--data", str(files["npz"]), "--queries", "0")
+    assert empty.code == 2
+    assert "--queries" in empty.err
 
 
 class _Payload:
@@ -202,7 +300,7 @@ def test_state_dict_needs_arch_and_builds_with_it(cli: Callable[..., Any], files
     )  # fmt: skip
     assert built.code == 1, built.err
     built_body = json.loads(built.out)["assessment"]
-    assert built_body["results"][0]["attack"] == "fgsm"
+    assert built_body["evasion"]["results"][0]["attack"] == "fgsm"
     assert built_body["model"]["valid_range"] == [0.0, 2.0]
     assert built_body["model"]["valid_range_inferred"] is False
     wrong = run(cli, "--model", weights, "--arch", "tiny_arch:nothing", "--data", str(files["npz"]))
@@ -219,7 +317,7 @@ def test_query_budget_skips_the_attacks_not_started(cli: Callable[..., Any], fil
         "--epsilons", "0.1,0.3", "--max-queries", "1", "--format", "json",
     )  # fmt: skip
     body = json.loads(res.out)
-    assert [r["attack"] for r in body["assessment"]["results"]] == ["fgsm"]
+    assert [r["attack"] for r in body["assessment"]["evasion"]["results"]] == ["fgsm"]
     skipped = body["assessment"]["skipped"]
     assert [s["attack"] for s in skipped] == ["fgsm ε=0.3", "pgd-10 ε=0.1", "pgd-10 ε=0.3"]
     assert all("query budget" in s["reason"] for s in skipped)
@@ -245,7 +343,7 @@ def test_gradient_attack_on_a_black_box_is_skipped_not_faked(
         "--methods", "fgsm,square", "--epsilons", "0.3", "--format", "json", samples="8",
     )  # fmt: skip
     body = json.loads(res.out)
-    assert [r["attack"] for r in body["assessment"]["results"]] == ["square"]
+    assert [r["attack"] for r in body["assessment"]["evasion"]["results"]] == ["square"]
     assert "needs input gradients" in body["assessment"]["skipped"][0]["reason"]
 
 

@@ -59,3 +59,20 @@ def test_bad_assess_policy_names_the_file_and_the_key(tmp_path: Path, text: str,
         load_settings(env={}, cwd=tmp_path)
     assert message in info.value.message
     assert str(config) in info.value.message
+
+
+def test_privacy_and_extraction_policy_keys(tmp_path: Path) -> None:
+    from garrison.assess.extraction_rules import ExtractionThresholds
+    from garrison.assess.privacy_rules import MembershipThresholds
+
+    write(
+        tmp_path / "garrison.toml",
+        "[assess]\nmax-membership-auc = 0.7\nmax-extraction-fidelity = 0.8\nextraction-queries = 500\n",
+    )
+    s = load_settings(env={}, cwd=tmp_path).settings
+    assert MembershipThresholds.from_settings(s).max_auc == 0.7
+    assert ExtractionThresholds.from_settings(s) == ExtractionThresholds(max_fidelity=0.8, max_queries=500)
+    write(tmp_path / "garrison.toml", "[assess]\nmax-membership-auc = 0.4\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert "'assess-max-membership-auc' from file" in info.value.message

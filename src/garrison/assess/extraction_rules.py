@@ -32,6 +32,7 @@ from garrison.core.severity import Severity
 if TYPE_CHECKING:
     from garrison.assess.extraction import ExtractionReport
     from garrison.core.assets import Asset
+    from garrison.core.config import Settings
 
 __all__ = ["DETECTOR", "EXT_RULES", "MODEL_EXTRACTABLE", "ExtractionThresholds", "extraction_findings"]
 
@@ -46,12 +47,12 @@ MODEL_EXTRACTABLE = Rule(
     description=(
         "A copycat attack — query the model on natural unlabeled inputs and train a student on its "
         "answers — produced a model that agrees with the victim on at least the policy's share of "
-        "held-out inputs (max_fidelity, default 0.9) with no more than the policy's number of "
-        "queries (max_queries, default 1,000). Anyone with that much query access can reproduce "
-        "the model's behaviour, use it without the owner's controls, and craft adversarial inputs "
-        "on the copy that transfer to the original. The measurement states what the model exposed "
-        "(probabilities, top-K or the label only); a finding with probabilities exposed that "
-        "disappears with labels only shows the output control that helps."
+        "held-out inputs (assess-max-extraction-fidelity, default 0.9) with no more than the policy's "
+        "number of queries (assess-extraction-queries, default 1,000). Anyone with that much query "
+        "access can reproduce the model's behaviour, use it without the owner's controls, and craft "
+        "adversarial inputs on the copy that transfer to the original. The measurement states what "
+        "the model exposed (probabilities, top-K or the label only); a finding with probabilities "
+        "exposed that disappears with labels only shows the output control that helps."
     ),
     remediation=(
         "Expose as little as the use allows: return labels (or top-1 without scores) rather than "
@@ -94,6 +95,15 @@ class ExtractionThresholds:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, for reports."""
         return {"max_fidelity": self.max_fidelity, "max_queries": self.max_queries}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExtractionThresholds:
+        """The thresholds of the settings (``assess-max-extraction-fidelity``,
+        ``assess-extraction-queries``; the ``[assess]`` table of ``garrison.toml``)."""
+        return cls(
+            max_fidelity=settings.assess_max_extraction_fidelity,
+            max_queries=settings.assess_extraction_queries,
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ExtractionThresholds:

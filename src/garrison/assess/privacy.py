@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from garrison.assess.adapters import SklearnModel, as_model, to_numpy
+from garrison.assess.adapters import SklearnModel, as_model, require_torch, to_numpy
 from garrison.assess.privacy_lira import (
     TrainFn,
     attack_features,
@@ -69,6 +69,7 @@ __all__ = [
     "MembershipResult",
     "run_membership",
     "sklearn_train_fn",
+    "torch_train_fn",
 ]
 
 ATTACKS = ("loss", "shadow", "lira-offline", "lira-online")
@@ -190,7 +191,8 @@ class MembershipReport:
 
 def sklearn_train_fn(estimator: Any, *, seed: int = 0) -> TrainFn:
     """``train_fn`` for shadows of a scikit-learn estimator: an unfitted clone per call, its
-    ``random_state`` (where it has one, pipelines' steps included) set to ``seed``, ``seed + 1``, …"""
+    ``random_state`` (where it has one, pipelines' steps included) set to ``seed``, ``seed + 1``, …;
+    inputs of more than one dimension per row (images) are flattened, as the adapter feeds the target."""
     try:
         from sklearn.base import clone  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - an sklearn target implies sklearn
@@ -203,8 +205,67 @@ def sklearn_train_fn(estimator: Any, *, seed: int = 0) -> TrainFn:
         if states:
             model.set_params(**states)
         calls[0] += 1
-        return model.fit(x, y)
+        return model.fit(x.reshape(len(x), -1), y)  # images as rows, as the adapter feeds the target
 
+    return train
+
+
+def torch_train_fn(
+    module: Any,
+    *,
+    epochs: int = 30,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> TrainFn:
+    """``train_fn`` for shadows of a torch module: a deep copy of ``module`` with every parameter
+    re-initialised (each submodule's ``reset_parameters``), trained with Adam on cross-entropy for
+    ``epochs`` passes, seeded with ``seed``, ``seed + 1``, … per call.
+
+    This is a generic recipe, not the target's own: LiRA is strongest when the shadows are trained the
+    way the target was, so pass your own ``train_fn`` to :func:`run_membership` when you have it. A
+    module whose parameters cannot all be re-initialised (a layer without ``reset_parameters``, such
+    as a bare ``nn.Parameter``) raises :class:`~garrison.core.errors.ConfigError`.
+    """
+    import copy
+
+    torch = require_torch("shadow models of a PyTorch module")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"torch_train_fn: {name} must be a positive integer, not {value!r}")
+    if not (isinstance(lr, int | float) and lr > 0):
+        raise ConfigError(f"torch_train_fn: lr must be a positive number, not {lr!r}")
+    template = copy.deepcopy(module).cpu()
+    owned = {id(p) for m in template.modules() if hasattr(m, "reset_parameters") for p in m.parameters(False)}
+    stray = [n for n, p in template.named_parameters() if id(p) not in owned]
+    if stray:
+        raise ConfigError(
+            f"shadow models of {type(module).__name__}: parameter(s) {', '.join(stray[:3])} belong to no "
+            "layer with reset_parameters, so a fresh copy cannot be initialised",
+            hint="pass train_fn(x, y) -> model that builds and trains a fresh model like the target",
+        )
+    calls = [0]
+
+    def train(x: np.ndarray, y: np.ndarray) -> Any:
+        torch.manual_seed(seed + calls[0])
+        calls[0] += 1
+        net = copy.deepcopy(template)
+        for layer in net.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+        yt = torch.as_tensor(np.asarray(y).astype(np.int64))
+        net.train()
+        for _ in range(epochs):
+            for idx in torch.randperm(len(xt)).split(batch_size):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
+                opt.step()
+        return net.eval()
+
+    train.__name__ = f"{type(module).__name__} re-initialised, Adam lr {lr:g}, {epochs} epochs"
     return train
 
 

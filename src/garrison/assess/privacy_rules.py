@@ -29,6 +29,7 @@ from garrison.core.severity import Severity
 if TYPE_CHECKING:
     from garrison.assess.privacy import MembershipReport
     from garrison.core.assets import Asset
+    from garrison.core.config import Settings
 
 __all__ = ["DETECTOR", "HIGH_MEMBERSHIP_AUC", "MIA_RULES", "MembershipThresholds", "membership_findings"]
 
@@ -93,6 +94,11 @@ class MembershipThresholds:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, for reports."""
         return {"max_auc": self.max_auc}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MembershipThresholds:
+        """The threshold of the settings (``assess-max-membership-auc``, ``[assess]`` table)."""
+        return cls(max_auc=settings.assess_max_membership_auc)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> MembershipThresholds:

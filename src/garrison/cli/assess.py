@@ -30,7 +30,13 @@ from garrison.cli.common import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from garrison.assess.results import EvasionReport
+    from garrison.assess.extraction import ExtractionReport
+    from garrison.assess.privacy import MembershipReport
+    from garrison.assess.results import EvasionReport, ModelInfo
+    from garrison.cli.assess_leaks import PrivacyPlan
+    from garrison.cli.assess_report import Assessment
+    from garrison.core.assets import Asset
+    from garrison.core.findings import Finding
     from garrison.core.results import SkippedRecord
 
 app = typer.Typer(
@@ -44,6 +50,8 @@ app = typer.Typer(
 GRADIENT_METHODS = ("fgsm", "pgd-10", "apgd-ce", "cw-l2")
 """The default attacks on a model with gradients (a torch module, a converted scikit-learn model)."""
 _POLICY = "Policy (default: [assess] in garrison.toml)"
+_PRIVACY = "Privacy (--attacks privacy)"
+_EXTRACTION = "Extraction (--attacks extraction)"
 
 # --- running ------------------------------------------------------------------------------------------
 
@@ -127,11 +135,12 @@ def _run(
     budget: _Budget,
     valid_range: tuple[float, float],
     inferred: bool,
-) -> tuple[EvasionReport, list[SkippedRecord]]:
-    """Every applicable attack at every epsilon, one at a time, until a budget is spent."""
+) -> tuple[EvasionReport | None, list[SkippedRecord]]:
+    """Every applicable attack at every epsilon, one at a time, until a budget is spent; ``None`` when
+    none could run (each is then in the skipped list with its reason)."""
     from garrison.assess import GradientUnavailableError, as_model, attack_from_name, run_evasion
     from garrison.cli.assess_report import eps_text
-    from garrison.core.errors import ConfigError, UsageError
+    from garrison.core.errors import ConfigError
     from garrison.core.results import SkippedRecord
 
     adapter = as_model(model)
@@ -167,7 +176,7 @@ def _run(
     finally:
         bar.stop()
     if report is None:
-        raise UsageError("no attack could run: " + "; ".join(f"{s.locator}: {s.reason}" for s in skipped))
+        return None, skipped
     if inferred:
         notes.append(
             f"valid input range [{valid_range[0]:g}, {valid_range[1]:g}] inferred from the data; "
@@ -206,10 +215,23 @@ def model(
         str | None,
         typer.Option("--label", metavar="COLUMN", help="The label column of a table.", show_default=False),
     ] = None,
+    train_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-data",
+            metavar="PATH",
+            help="Records the model was trained on (same formats as --data); needed by --attacks privacy.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
     attacks: Annotated[
         str,
         typer.Option(
-            "--attacks", metavar="LIST", help="Assessments to run: evasion (privacy, extraction: planned)."
+            "--attacks",
+            metavar="LIST",
+            help="Assessments to run: evasion (adversarial inputs), privacy (membership inference; needs "
+            "--train-data), extraction (a copycat of the model).",
         ),
     ] = "evasion",
     methods: Annotated[
@@ -324,6 +346,100 @@ def model(
             help="Flag a CW-L2/HopSkipJump median L2 below X. Default: [assess], else 1.0.",
         ),
     ] = None,
+    membership: Annotated[
+        str,
+        typer.Option(
+            "--membership-attacks",
+            metavar="LIST",
+            rich_help_panel=_PRIVACY,
+            help="loss, shadow, lira-offline, lira-online.",
+        ),
+    ] = "loss,shadow,lira-offline,lira-online",
+    shadows: Annotated[
+        int,
+        typer.Option(
+            "--shadows",
+            metavar="N",
+            min=2,
+            max=512,
+            rich_help_panel=_PRIVACY,
+            help="Shadow models Garrison trains for the shadow and LiRA attacks (the LiRA paper uses 64+).",
+        ),
+    ] = 16,
+    shadow_epochs: Annotated[
+        int,
+        typer.Option(
+            "--shadow-epochs",
+            metavar="N",
+            min=1,
+            rich_help_panel=_PRIVACY,
+            help="Epochs per shadow of a PyTorch model (Adam, Garrison's generic recipe).",
+        ),
+    ] = 30,
+    members: Annotated[
+        int,
+        typer.Option(
+            "--members",
+            metavar="N",
+            min=10,
+            rich_help_panel=_PRIVACY,
+            help="Most training records (and as many held-out ones) the membership attacks judge.",
+        ),
+    ] = 500,
+    queries: Annotated[
+        str,
+        typer.Option(
+            "--queries",
+            metavar="LIST",
+            rich_help_panel=_EXTRACTION,
+            help="Query budgets of the copycat attack, e.g. 100,250,500,1000.",
+        ),
+    ] = "100,250,500,1000",
+    expose: Annotated[
+        str,
+        typer.Option(
+            "--expose",
+            metavar="OUTPUT",
+            rich_help_panel=_EXTRACTION,
+            help="What the model shows the attacker: probabilities, topK (top1, top3, ...) or label "
+            "(the gateway's output controls).",
+        ),
+    ] = "probabilities",
+    max_membership_auc: Annotated[
+        float | None,
+        typer.Option(
+            "--max-membership-auc",
+            metavar="X",
+            min=0.5,
+            max=1,
+            rich_help_panel=_POLICY,
+            show_default=False,
+            help="Flag a membership AUC above X. Default: [assess], else 0.6.",
+        ),
+    ] = None,
+    max_extraction_fidelity: Annotated[
+        float | None,
+        typer.Option(
+            "--max-extraction-fidelity",
+            metavar="X",
+            min=0,
+            max=1,
+            rich_help_panel=_POLICY,
+            show_default=False,
+            help="Flag a copy that agrees with the model on X or more. Default: [assess], else 0.9.",
+        ),
+    ] = None,
+    extraction_queries: Annotated[
+        int | None,
+        typer.Option(
+            "--extraction-queries",
+            metavar="N",
+            min=1,
+            rich_help_panel=_POLICY,
+            show_default=False,
+            help="...within N queries. Default: [assess], else 1000.",
+        ),
+    ] = None,
     fmt: ReportFormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
@@ -331,40 +447,62 @@ def model(
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:
-    """Attack a model with standard evasion attacks and judge its robustness against the policy.
+    """Attack a model and judge what the attacks achieve against the policy.
 
     The model file is scanned and loaded through Garrison's restricted unpickler (as `garrison load`
-    does): a file with hidden code is refused and nothing of it runs. Each attack runs at each
-    epsilon on a seeded random subset of the data, one after another, until --time-budget or
-    --max-queries is spent (attacks not started are listed as skipped). Findings: GAR-ADV-001 when
-    robust accuracy at ε at or below the policy's epsilon falls under the minimum, GAR-ADV-002 when
-    CW-L2 or HopSkipJump needs only a small median L2. Thresholds come from the flags, then the
-    [assess] table of garrison.toml (epsilon, min-robust-accuracy, min-median-l2), then defaults.
+    does): a file with hidden code is refused and nothing of it runs. --attacks picks the parts:
+
+    \b
+    evasion     each attack at each epsilon on a seeded subset of --data (--samples); findings
+                GAR-ADV-001 (robust accuracy at ε ≤ policy epsilon below the minimum) and
+                GAR-ADV-002 (CW-L2/HopSkipJump succeed with a small median L2)
+    privacy     membership inference: loss threshold, shadow models, LiRA offline and online, with
+                shadow models Garrison trains; members from --train-data, non-members and the
+                attacker's population from --data; finding GAR-MIA-001 (AUC above the policy)
+    extraction  a copycat student trained on the model's answers to 70% of --data, fidelity measured
+                on the other 30%, per budget in --queries; finding GAR-EXT-001 (fidelity at or
+                above the policy within its query count)
+
+    Parts and attacks run one after another until --time-budget or --max-queries is spent (the rest
+    are listed as skipped). Thresholds come from the flags, then the [assess] table of garrison.toml,
+    then defaults.
 
     \b
     Examples:
       garrison assess model --model clf.joblib --data test.npz
       garrison assess model --model net.pt --data test.npz --methods fgsm,pgd-40 --epsilons 0.05,0.1
-      garrison assess model --model weights.pt --arch mynets:build --data test.csv --label y -f html -o r.html
+      garrison assess model --model clf.joblib --data test.npz --train-data train.npz \\
+          --attacks evasion,privacy,extraction --format html --output report.html
+      garrison assess model --model weights.pt --arch mynets:build --data test.csv --label y
 
-    Exit codes: 0 within the policy, 1 a finding (at or above --fail-on when given), 2 usage error
-    (or --attacks privacy/extraction, not available yet), 3 unreadable input; a model file the scan
-    refuses exits 1.
+    Exit codes: 0 within the policy, 1 a finding (at or above --fail-on when given), 2 usage error,
+    3 unreadable input; a model file the scan refuses exits 1.
     """
     import numpy as np
 
     from garrison.assess.evasion import infer_valid_range
-    from garrison.assess.findings import EvasionThresholds, evasion_findings
+    from garrison.assess.extraction_rules import ExtractionThresholds
+    from garrison.assess.findings import EvasionThresholds
+    from garrison.assess.privacy_rules import MembershipThresholds
     from garrison.cli.assess_inputs import (
         labels_for,
         load_data,
         load_model,
         parse_assessments,
+        parse_budgets,
         parse_floats,
+        parse_names,
         parse_range,
         parse_shape,
     )
-    from garrison.cli.assess_report import console_text, json_details, plot_section, publish_assessment
+    from garrison.cli.assess_leaks import PrivacyPlan
+    from garrison.cli.assess_report import (
+        Assessment,
+        console_text,
+        json_details,
+        plot_sections,
+        publish_assessment,
+    )
     from garrison.cli.common import load, note
     from garrison.core.assets import Asset, AssetKind
     from garrison.core.errors import UsageError
@@ -372,56 +510,197 @@ def model(
     from garrison.core.results import ScanReport
     from garrison.core.severity import Severity
 
-    parse_assessments(attacks)
+    kinds = parse_assessments(attacks)
+    if "privacy" in kinds and train_data is None:
+        raise UsageError(
+            "--attacks privacy needs --train-data: the records the model was trained on",
+            hint="membership inference tells those records from the held-out ones in --data",
+        )
     eps = parse_floats(epsilons, "--epsilons")
-    method_names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    if methods is not None and not method_names:
-        raise UsageError("--methods is empty")
-    shape = parse_shape(input_shape)
-    declared = parse_range(valid_range)
+    method_names = parse_names(methods, "--methods") if methods is not None else None
+    mia_attacks, budgets = parse_names(membership, "--membership-attacks"), parse_budgets(queries)
+    shape, declared = parse_shape(input_shape), parse_range(valid_range)
     loaded = load(
         {
             "format": fmt, "fail_on": fail_on, "store": store, "db": db, "assess_epsilon": epsilon_policy,
             "assess_min_robust_accuracy": min_robust_accuracy, "assess_min_median_l2": min_median_l2,
+            "assess_max_membership_auc": max_membership_auc,
+            "assess_max_extraction_fidelity": max_extraction_fidelity,
+            "assess_extraction_queries": extraction_queries,
         },
         config_file,
     )  # fmt: skip
-    policy = EvasionThresholds.from_settings(loaded.settings)
     started = utc_now()
     net, load_result = load_model(model_path, tuple(allow or ()), arch, loaded)
     x, y_raw, data_notes = load_data(data, label, max_rows)
     y = labels_for(net, y_raw)
-    if shape is not None:
-        if int(np.prod(shape)) != int(np.prod(x.shape[1:])):
-            raise UsageError(
-                f"--input-shape {input_shape}: does not hold the {x[0].size} values of one input"
-            )
-        x = x.reshape((len(x), *shape))
+    x = _reshape(x, shape, input_shape)
+    train = (
+        _train_data(net, train_data, label, max_rows, x, (shape, input_shape)) if "privacy" in kinds else None
+    )
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(x), samples, replace=False)) if samples < len(x) else np.arange(len(x))
     bounds = declared or infer_valid_range(x)
-    report, skipped = _run(
-        net, x[picked], y[picked], method_names, eps, seed=seed,
-        budget=_Budget(time_budget, max_queries), valid_range=bounds, inferred=declared is None,
+    budget = _Budget(time_budget, max_queries)
+    evasion = None
+    skipped: list[Any] = []
+    if "evasion" in kinds:
+        evasion, skipped = _run(
+            net, x[picked], y[picked], method_names, eps, seed=seed, budget=budget,
+            valid_range=bounds, inferred=declared is None,
+        )  # fmt: skip
+        if evasion is None and kinds == ("evasion",):
+            raise UsageError("no attack could run: " + "; ".join(f"{s.locator}: {s.reason}" for s in skipped))
+    privacy, extraction = _leak_parts(
+        net, kinds, train, (x, y), budget, skipped,
+        PrivacyPlan(attacks=mia_attacks, shadows=shadows, max_members=members, shadow_epochs=shadow_epochs,
+                    seed=seed),
+        (budgets, expose, seed),
     )  # fmt: skip
-    report = replace(report, notes=(*report.notes, *data_notes))
+    judged = picked if evasion is not None else np.arange(len(x))  # the evasion subset, or all of --data
+    info, clean, range_note = _describe(net, evasion, x[judged], y[judged], bounds, declared is None)
+    assessment = Assessment(
+        model=info, evasion=evasion, privacy=privacy, extraction=extraction, clean_accuracy=clean,
+        samples=len(judged), notes=(*data_notes, *range_note),
+        evasion_policy=EvasionThresholds.from_settings(loaded.settings),
+        privacy_policy=MembershipThresholds.from_settings(loaded.settings),
+        extraction_policy=ExtractionThresholds.from_settings(loaded.settings),
+    )  # fmt: skip
     asset = Asset(
         kind=AssetKind.MODEL, locator=model_path, digest=load_result.digest, format=load_result.format
     )
-    findings = evasion_findings(report, asset, policy)
+    data_info = {
+        "path": str(data), "rows": len(x), "samples": len(picked), "seed": seed, "label": label,
+        "train_path": None if train_data is None else str(train_data),
+        "train_rows": None if train is None else len(train[0]),
+    }  # fmt: skip
     scan = replace(
-        ScanReport.of(model_path, assets=[asset], findings=findings, started_at=started),
+        ScanReport.of(model_path, assets=[asset], findings=_findings(assessment, asset), started_at=started),
         skipped=tuple(skipped),
     )
-    seconds = sum(r.seconds for r in report.results)
-    note(f"{len(report.results)} attack runs on {len(picked):,} samples in {seconds:.1f} s")
-    data_info = {"path": str(data), "rows": len(x), "samples": len(picked), "seed": seed, "label": label}
+    note(f"{', '.join(assessment.kinds) or 'nothing'} assessed in {time.monotonic() - budget.started:.1f} s")
     publish_assessment(
-        loaded, scan, output, console=console_text(report, model_path, len(findings), skipped, policy),
-        details=json_details(report, data_info, skipped, policy), plots=lambda: plot_section(report, policy),
+        loaded, scan, output, console=console_text(assessment, model_path, len(scan.findings), skipped),
+        details=json_details(assessment, data_info, skipped), plots=lambda: plot_sections(assessment),
     )  # fmt: skip
     threshold = loaded.settings.fail_on if fail_on is not None else Severity.INFO
     raise typer.Exit(int(scan.exit_code(fail_on=threshold)))
+
+
+def _leak_parts(
+    net: Any,
+    kinds: tuple[str, ...],
+    train: tuple[np.ndarray, np.ndarray] | None,
+    held_out: tuple[np.ndarray, np.ndarray],
+    budget: _Budget,
+    skipped: list[SkippedRecord],
+    plan: PrivacyPlan,
+    stealing: tuple[tuple[int, ...], str, int],
+) -> tuple[MembershipReport | None, ExtractionReport | None]:
+    """The privacy and extraction parts, as ``kinds`` names them, within the budgets."""
+    from garrison.cli.assess_leaks import run_privacy, run_stealing
+    from garrison.cli.common import note
+    from garrison.core.results import SkippedRecord
+
+    privacy = extraction = None
+    for kind in (k for k in kinds if k != "evasion"):
+        reason = budget.exhausted()
+        if reason is not None:
+            skipped.append(SkippedRecord(locator=kind, reason=reason))
+            continue
+        t0 = time.monotonic()
+        if kind == "privacy":
+            assert train is not None
+            privacy = run_privacy(net, train, held_out, plan)
+            budget.spent_queries += 2 * privacy.members + privacy.population
+            best = privacy.strongest()
+            outcome = f"strongest {best.attack}, AUC {best.auc:.3f}"
+        else:
+            left = None if budget.queries is None else max(1, int(budget.queries - budget.spent_queries))
+            budgets, expose, seed = stealing
+            extraction = run_stealing(net, *held_out, budgets, expose, left, seed)
+            budget.spent_queries += extraction.queries + extraction.evaluation_queries
+            last = extraction.points[-1] if extraction.points else None
+            outcome = "no budget ran" if last is None else f"fidelity {last.fidelity:.1%} at {last.queries:,}"
+        note(f"assess: {kind}: {outcome} in {time.monotonic() - t0:.1f} s")
+    return privacy, extraction
+
+
+def _train_data(
+    net: Any,
+    path: Path | None,
+    label: str | None,
+    max_rows: int,
+    x: np.ndarray,
+    shape: tuple[tuple[int, ...] | None, str | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``--train-data`` read like ``--data``, its rows shaped like the inputs ``x``."""
+    from garrison.cli.assess_inputs import labels_for, load_data
+    from garrison.core.errors import UsageError
+
+    assert path is not None
+    tx, ty_raw, _ = load_data(path, label, max_rows)
+    tx = _reshape(tx, *shape)
+    if tx.shape[1:] != x.shape[1:]:
+        raise UsageError(f"--train-data {path}: rows of {tx[0].size} values, but --data has {x[0].size}")
+    return tx, labels_for(net, ty_raw)
+
+
+def _reshape(x: np.ndarray, shape: tuple[int, ...] | None, spec: str | None) -> np.ndarray:
+    """``x`` with each row in ``--input-shape``, or as it is."""
+    import numpy as np
+
+    from garrison.core.errors import UsageError
+
+    if shape is None:
+        return x
+    if int(np.prod(shape)) != int(np.prod(x.shape[1:])):
+        raise UsageError(f"--input-shape {spec}: does not hold the {x[0].size} values of one input")
+    return x.reshape((len(x), *shape))
+
+
+def _describe(
+    net: Any, evasion: EvasionReport | None, x: np.ndarray, y: np.ndarray, bounds: tuple[float, float],
+    inferred: bool,
+) -> tuple[ModelInfo, float, list[str]]:  # fmt: skip
+    """The model as the report names it, its clean accuracy on the samples, and a note on the range."""
+    import numpy as np
+
+    from garrison.assess.adapters import SklearnModel, as_model
+    from garrison.assess.results import ModelInfo
+
+    if evasion is not None:
+        return evasion.model, evasion.results[0].clean_accuracy, []
+    adapter = as_model(net)
+    clean = float(np.mean(adapter.predict(x) == adapter.label_indices(y)))  # also probes the output
+    info = ModelInfo(
+        name=adapter.name,
+        framework="sklearn" if isinstance(adapter, SklearnModel) else "torch",
+        output_kind=adapter.output_kind.value,
+        n_classes=adapter.n_classes,
+        input_shape=tuple(x.shape[1:]),
+        valid_range=bounds,
+        valid_range_inferred=inferred,
+        has_gradients=adapter.has_gradients,
+    )
+    note = [f"valid input range [{bounds[0]:g}, {bounds[1]:g}] inferred from the data"] if inferred else []
+    return info, clean, note
+
+
+def _findings(assessment: Assessment, asset: Asset) -> list[Finding]:
+    """Every part's findings against its policy."""
+    from garrison.assess.extraction_rules import extraction_findings
+    from garrison.assess.findings import evasion_findings
+    from garrison.assess.privacy_rules import membership_findings
+
+    found: list[Finding] = []
+    if assessment.evasion is not None:
+        found += evasion_findings(assessment.evasion, asset, assessment.evasion_policy)
+    if assessment.privacy is not None:
+        found += membership_findings(assessment.privacy, asset, assessment.privacy_policy)
+    if assessment.extraction is not None:
+        found += extraction_findings(assessment.extraction, asset, assessment.extraction_policy)
+    return found
 
 
 app.command("model")(model)

@@ -20,30 +20,45 @@ if TYPE_CHECKING:
     from garrison.core.config import LoadedSettings
 
 ASSESSMENTS = ("evasion", "privacy", "extraction")
-"""Assessment families the command names; only :data:`AVAILABLE` run today."""
-AVAILABLE = ("evasion",)
-"""Assessment families this version runs."""
+"""Assessment families ``--attacks`` names, in the order they run."""
 
 
 def parse_assessments(spec: str) -> tuple[str, ...]:
-    """The ``--attacks`` families; a planned one (privacy, extraction) is a usage error, exit 2."""
+    """The ``--attacks`` families, in :data:`ASSESSMENTS` order; an unknown one is a usage error."""
     from garrison.core.errors import UsageError
 
-    names = tuple(dict.fromkeys(n.strip().lower() for n in spec.split(",") if n.strip()))
-    if not names:
-        raise UsageError("--attacks is empty", hint="use --attacks evasion")
-    unknown = [n for n in names if n not in ASSESSMENTS]
+    names = set(parse_names(spec, "--attacks"))
+    unknown = sorted(names - set(ASSESSMENTS))
     if unknown:
         raise UsageError(
             f"--attacks {', '.join(unknown)}: unknown", hint="choose from " + ", ".join(ASSESSMENTS)
         )
-    missing = [n for n in names if n not in AVAILABLE]
-    if missing:
-        raise UsageError(
-            f"--attacks {', '.join(missing)}: not available yet in this version of Garrison",
-            hint="run --attacks evasion (adversarial robustness); privacy and extraction are planned",
-        )
+    return tuple(n for n in ASSESSMENTS if n in names)
+
+
+def parse_names(spec: str, flag: str) -> tuple[str, ...]:
+    """Comma-separated names, lower-cased and deduplicated; empty is a usage error."""
+    from garrison.core.errors import UsageError
+
+    names = tuple(dict.fromkeys(n.strip().lower() for n in spec.split(",") if n.strip()))
+    if not names:
+        raise UsageError(f"{flag} is empty")
     return names
+
+
+def parse_budgets(spec: str) -> tuple[int, ...]:
+    """``--queries 100,250,500``: positive whole numbers, sorted and deduplicated."""
+    from garrison.core.errors import UsageError
+
+    try:
+        values = {int(p) for p in spec.split(",") if p.strip()}
+    except ValueError:
+        raise UsageError(
+            f"--queries {spec!r}: expected comma-separated whole numbers, e.g. 100,500"
+        ) from None
+    if not values or min(values) < 1:
+        raise UsageError(f"--queries {spec!r}: expected positive whole numbers, e.g. 100,500")
+    return tuple(sorted(values))
 
 
 def parse_floats(spec: str, flag: str) -> tuple[float, ...]:

@@ -1,21 +1,26 @@
-"""What ``garrison assess model`` writes: the console table, the JSON details, the HTML curves.
+"""What ``garrison assess model`` writes: the console tables, the JSON details, the HTML curves.
 
-The HTML report is the standard one (:func:`garrison.report.render`) with a section added before the
-end of its main element: the robust-accuracy curves as inline SVG (no script, no fetch, so the page's
-Content-Security-Policy still holds) and a table of every attack run.
+The HTML report is the standard one (:func:`garrison.report.render`) with sections added before the
+end of its main element: the robust-accuracy curves, the membership ROC curves and the extraction
+fidelity curve as inline SVG (no script, no fetch, so the page's Content-Security-Policy still holds),
+each with a table of its runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from garrison.assess.extraction import ExtractionReport
+    from garrison.assess.extraction_rules import ExtractionThresholds
     from garrison.assess.findings import EvasionThresholds
-    from garrison.assess.results import EvasionReport
+    from garrison.assess.privacy import MembershipReport
+    from garrison.assess.privacy_rules import MembershipThresholds
+    from garrison.assess.results import EvasionReport, ModelInfo
     from garrison.core.config import LoadedSettings
     from garrison.core.results import ScanReport, SkippedRecord
 
@@ -25,24 +30,78 @@ def eps_text(eps: float | None) -> str:
     return "minimal" if eps is None else f"ε={eps:g}"
 
 
-def console_text(
-    report: EvasionReport,
-    target: str,
-    findings: int,
-    skipped: Sequence[SkippedRecord],
-    policy: EvasionThresholds,
-) -> str:
-    """The console report: the model, robust accuracy per attack and epsilon, minimal attacks, verdict."""
-    from garrison.assess.findings import judged_epsilons
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Assessment:
+    """What one ``garrison assess model`` run measured, part by part, with the policy it was judged by."""
+
+    model: ModelInfo
+    """The model assessed."""
+    evasion: EvasionReport | None = None
+    """The evasion attacks' results, when ``--attacks`` named evasion."""
+    privacy: MembershipReport | None = None
+    """The membership attacks' results, when ``--attacks`` named privacy."""
+    extraction: ExtractionReport | None = None
+    """The copycat attack's curve, when ``--attacks`` named extraction."""
+    evasion_policy: EvasionThresholds
+    """Thresholds of the evasion findings."""
+    privacy_policy: MembershipThresholds
+    """Threshold of the membership finding."""
+    extraction_policy: ExtractionThresholds
+    """Thresholds of the extraction finding."""
+    clean_accuracy: float
+    """The model's accuracy on the samples the evasion attacks use (or on all of ``--data``)."""
+    samples: int
+    """Samples the evasion attacks use (or rows of ``--data``)."""
+    notes: tuple[str, ...] = ()
+    """Notes on the inputs (inferred range, dropped columns, …); each part carries its own too."""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The parts that ran, in order."""
+        parts = (("evasion", self.evasion), ("privacy", self.privacy), ("extraction", self.extraction))
+        return tuple(name for name, part in parts if part is not None)
+
+
+def console_text(assessment: Assessment, target: str, findings: int, skipped: Sequence[SkippedRecord]) -> str:
+    """The console report: the model, then each part's table, then skipped runs, notes and the verdict."""
+    from garrison.cli.assess_leaks import extraction_text, privacy_text
     from garrison.report.common import printable
 
-    m = report.model
-    clean = report.results[0].clean_accuracy
+    m = assessment.model
     lines = [
         f"{printable(target)}: {m.name} ({m.framework}, {m.output_kind}, {m.n_classes} classes, input "
         f"{'x'.join(map(str, m.input_shape))}, range [{m.valid_range[0]:g}, {m.valid_range[1]:g}]); "
-        f"{report.results[0].samples:,} samples, clean accuracy {clean:.1%}",
+        f"{assessment.samples:,} samples, clean accuracy {assessment.clean_accuracy:.1%}",
     ]
+    notes = list(assessment.notes)
+    if assessment.evasion is not None:
+        lines += _evasion_lines(assessment.evasion, assessment.evasion_policy)
+        notes += assessment.evasion.notes
+    if assessment.privacy is not None:
+        lines += privacy_text(assessment.privacy, assessment.privacy_policy)
+        notes += assessment.privacy.notes
+    if assessment.extraction is not None:
+        lines += extraction_text(assessment.extraction, assessment.extraction_policy)
+        notes += assessment.extraction.notes
+    lines += [f"skipped: {printable(s.locator)}: {printable(s.reason)}" for s in skipped]
+    lines += [f"note: {printable(n)}" for n in dict.fromkeys(notes)]
+    rules = "/".join(
+        r for r, k in (("GAR-ADV", "evasion"), ("GAR-MIA", "privacy"), ("GAR-EXT", "extraction"))
+        if k in assessment.kinds
+    )  # fmt: skip
+    lines.append(
+        f"\nFLAGGED: {findings} finding{'s' if findings != 1 else ''} ({rules})"
+        if findings
+        else "\nOK: within the policy"
+    )
+    return "\n".join(lines)
+
+
+def _evasion_lines(report: EvasionReport, policy: EvasionThresholds) -> list[str]:
+    """Robust accuracy per attack and epsilon, then the minimal-perturbation attacks, then the policy."""
+    from garrison.assess.findings import judged_epsilons
+
+    lines: list[str] = []
     epsilons = sorted({r.epsilon for r in report.results if r.epsilon is not None})
     bounded = list(dict.fromkeys(r.attack for r in report.results if r.epsilon is not None))
     judged = judged_epsilons(report, policy)
@@ -67,17 +126,10 @@ def console_text(
             median = "-" if r.median_perturbation is None else f"{r.median_perturbation:.3g}"
             lines.append(f"  {r.attack:<14}{r.success_rate:>10.1%}{median:>12}{r.queries_per_sample:>16,.0f}")
     lines.append(
-        f"\npolicy: robust accuracy at ε≤{policy.epsilon:g} at least {policy.min_robust_accuracy:.0%} "
+        f"  policy: robust accuracy at ε≤{policy.epsilon:g} at least {policy.min_robust_accuracy:.0%} "
         f"(* below), minimal-attack median L2 at least {policy.min_median_l2:g}"
     )
-    lines += [f"skipped: {printable(s.locator)}: {printable(s.reason)}" for s in skipped]
-    lines += [f"note: {printable(n)}" for n in report.notes]
-    lines.append(
-        f"\nFLAGGED: {findings} finding{'s' if findings != 1 else ''} (GAR-ADV)"
-        if findings
-        else "\nOK: within the policy"
-    )
-    return "\n".join(lines)
+    return lines
 
 
 def _finite(value: Any) -> Any:
@@ -85,28 +137,56 @@ def _finite(value: Any) -> Any:
 
 
 def json_details(
-    report: EvasionReport, data: dict[str, Any], skipped: Sequence[SkippedRecord], policy: EvasionThresholds
+    assessment: Assessment, data: dict[str, Any], skipped: Sequence[SkippedRecord]
 ) -> dict[str, Any]:
-    """The ``assessment`` object of the JSON report (the standard report goes beside it)."""
-    results = []
-    for r in report.results:
-        row = {k: _finite(v) for k, v in asdict(r).items() if k != "parameters"}
-        row["parameters"] = {k: _finite(v) for k, v in r.parameters}
-        results.append(row)
-    return {
-        "assessment": {
-            "kind": "evasion",
-            "model": asdict(report.model),
-            "data": data,
-            "thresholds": policy.to_dict(),
-            "results": results,
-            "skipped": [{"attack": s.locator, "reason": s.reason} for s in skipped],
-            "notes": list(report.notes),
-        }
+    """The ``assessment`` object of the JSON report (the standard report goes beside it).
+
+    ``kinds`` lists the parts that ran; each has its own object (``evasion``: thresholds, results and
+    notes; ``privacy`` and ``extraction``: the library's report with the thresholds beside it).
+    """
+    body: dict[str, Any] = {
+        "kinds": list(assessment.kinds),
+        "model": asdict(assessment.model),
+        "data": data,
+        "clean_accuracy": assessment.clean_accuracy,
+        "skipped": [{"attack": s.locator, "reason": s.reason} for s in skipped],
+        "notes": list(assessment.notes),
     }
+    if assessment.evasion is not None:
+        results = []
+        for r in assessment.evasion.results:
+            row = {k: _finite(v) for k, v in asdict(r).items() if k != "parameters"}
+            row["parameters"] = {k: _finite(v) for k, v in r.parameters}
+            results.append(row)
+        body["evasion"] = {
+            "thresholds": assessment.evasion_policy.to_dict(),
+            "results": results,
+            "notes": list(assessment.evasion.notes),
+        }
+    if assessment.privacy is not None:
+        body["privacy"] = assessment.privacy.to_dict() | {"thresholds": assessment.privacy_policy.to_dict()}
+    if assessment.extraction is not None:
+        body["extraction"] = assessment.extraction.to_dict() | {
+            "thresholds": assessment.extraction_policy.to_dict()
+        }
+    return {"assessment": body}
 
 
 _COLOURS = ("#1d4ed8", "#e0561b", "#15803d", "#9333ea", "#b4232a", "#0e7490", "#a16207", "#db2777")
+
+
+def plot_sections(assessment: Assessment) -> str:
+    """The HTML sections of every part that ran: robust-accuracy curves, ROC curves, extraction curve."""
+    from garrison.cli.assess_leaks import extraction_section, privacy_section
+
+    parts = []
+    if assessment.evasion is not None:
+        parts.append(plot_section(assessment.evasion, assessment.evasion_policy))
+    if assessment.privacy is not None:
+        parts.append(privacy_section(assessment.privacy, assessment.privacy_policy))
+    if assessment.extraction is not None:
+        parts.append(extraction_section(assessment.extraction, assessment.extraction_policy))
+    return "".join(parts)
 
 
 def plot_section(report: EvasionReport, policy: EvasionThresholds) -> str:

@@ -161,6 +161,26 @@ class Settings(BaseModel):
         description="garrison assess model: flag a minimal-perturbation attack (CW-L2, HopSkipJump) whose "
         "median L2 is below this.",
     )
+    assess_max_membership_auc: float = Field(
+        default=0.6,
+        ge=0.5,
+        le=1,
+        description="garrison assess model --attacks privacy: flag a membership-inference AUC above this "
+        "(0.5 is guessing).",
+    )
+    assess_max_extraction_fidelity: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="garrison assess model --attacks extraction: flag a stolen copy that agrees with the "
+        "model on this share of inputs or more within assess-extraction-queries queries.",
+    )
+    assess_extraction_queries: int = Field(
+        default=1000,
+        ge=1,
+        description="garrison assess model --attacks extraction: the query budget at which (and below "
+        "which) extraction fidelity is judged.",
+    )
 
     @field_validator(
         "bias_max_dp_difference",
@@ -170,6 +190,9 @@ class Settings(BaseModel):
         "assess_epsilon",
         "assess_min_robust_accuracy",
         "assess_min_median_l2",
+        "assess_max_membership_auc",
+        "assess_max_extraction_fidelity",
+        "assess_extraction_queries",
         mode="before",
     )
     @classmethod
