@@ -287,3 +287,16 @@ def test_torch_train_fn_reinitialises_and_refuses_bare_parameters() -> None:
         torch_train_fn(Scaled())
     with pytest.raises(ConfigError, match="epochs"):
         torch_train_fn(net, epochs=0)
+
+
+def test_sklearn_shadows_take_image_shaped_inputs() -> None:
+    """Rows of shape (1, 4, 4) reach a forest flattened, as the adapter feeds the target."""
+    x, y = make_classification(n_samples=160, n_features=16, n_informative=8, random_state=0)
+    images = x.astype(np.float32).reshape(-1, 1, 4, 4)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x[:80], y[:80])
+    report = run_membership(
+        forest, (images[:40], y[:40]), (images[80:120], y[80:120]), (images[120:], y[120:]),
+        attacks=("shadow",), shadows=2,
+    )  # fmt: skip
+    assert report.results[0].shadow_models == 2
+    assert report.member_accuracy == 1.0
