@@ -29,6 +29,9 @@ if TYPE_CHECKING:
         TorchModel,
         as_model,
     )
+    from garrison.assess.adapters_http import EndpointError, HttpModel, QueryBudgetExceededError
+    from garrison.assess.adapters_onnx import OnnxModel, OnnxRefusedError
+    from garrison.assess.adapters_remote import remote_model
     from garrison.assess.evasion import (
         APGD,
         FGSM,
@@ -51,6 +54,12 @@ if TYPE_CHECKING:
 # Names resolve on first use: ``garrison.assess.rules`` (registered by every scan) must not pull in
 # numpy, which only the attacks need.
 _EXPORTS: dict[str, str] = {
+    "remote_model": "adapters_remote",
+    "QueryBudgetExceededError": "adapters_http",
+    "OnnxRefusedError": "adapters_onnx",
+    "OnnxModel": "adapters_onnx",
+    "HttpModel": "adapters_http",
+    "EndpointError": "adapters_http",
     "APGD": "evasion",
     "AttackOutcome": "results",
     "AttackResult": "results",
@@ -93,6 +102,7 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "CarliniWagnerL2",
+    "EndpointError",
     "EvasionReport",
     "EvasionThresholds",
     "ExtractionPoint",
@@ -100,12 +110,16 @@ __all__ = [
     "ExtractionThresholds",
     "GradientUnavailableError",
     "HopSkipJump",
+    "HttpModel",
     "MembershipReport",
     "MembershipResult",
     "MembershipThresholds",
     "ModelAdapter",
     "ModelInfo",
+    "OnnxModel",
+    "OnnxRefusedError",
     "OutputKind",
+    "QueryBudgetExceededError",
     "SklearnModel",
     "SquareAttack",
     "TorchModel",
@@ -114,6 +128,7 @@ __all__ = [
     "evasion_findings",
     "extraction_findings",
     "membership_findings",
+    "remote_model",
     "run_attack",
     "run_evasion",
     "run_extraction",

@@ -475,7 +475,9 @@ def _convert_pipeline(est: Any, torch: Any) -> Callable[[torch.Tensor], torch.Te
 
 def as_model(model: Any, *, batch_size: int | None = None) -> ModelAdapter:
     """Wrap ``model``: an adapter as it is, a torch module in :class:`TorchModel`, an estimator in
-    :class:`SklearnModel`.
+    :class:`SklearnModel`, an ONNX Runtime session or ``.onnx`` path in
+    :class:`~garrison.assess.adapters_remote.OnnxModel`, an ``http(s)://`` URL in
+    :class:`~garrison.assess.adapters_remote.HttpModel`.
     """
     if isinstance(model, ModelAdapter):
         return model
@@ -483,7 +485,13 @@ def as_model(model: Any, *, batch_size: int | None = None) -> ModelAdapter:
         return TorchModel(model) if batch_size is None else TorchModel(model, batch_size=batch_size)
     if hasattr(model, "predict") and hasattr(model, "classes_"):
         return SklearnModel(model) if batch_size is None else SklearnModel(model, batch_size=batch_size)
+    from garrison.assess.adapters_remote import remote_model
+
+    remote = remote_model(model) if batch_size is None else remote_model(model, batch_size=batch_size)
+    if remote is not None:
+        return remote
     raise InputError(
         f"cannot assess a {type(model).__name__}",
-        hint="pass a torch.nn.Module or a fitted scikit-learn classifier",
+        hint="pass a torch.nn.Module, a fitted scikit-learn classifier, an onnxruntime session, a .onnx "
+        "path or an http(s):// URL",
     )

@@ -52,6 +52,7 @@ GRADIENT_METHODS = ("fgsm", "pgd-10", "apgd-ce", "cw-l2")
 _POLICY = "Policy (default: [assess] in garrison.toml)"
 _PRIVACY = "Privacy (--attacks privacy)"
 _EXTRACTION = "Extraction (--attacks extraction)"
+_ENDPOINT = "Endpoint (--model http(s)://...)"
 
 # --- running ------------------------------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ def _run(
     from garrison.core.results import SkippedRecord
 
     adapter = as_model(model)
+    adapter.predict(x[:1])  # the first forward pass tells the output kind and the class count
     names, note = _default_methods(adapter) if methods is None else (tuple(methods), None)
     notes = [note] if note else []
     specs = list(dict.fromkeys(attack_from_name(n) for n in names))
@@ -195,8 +197,8 @@ def model(
         typer.Option(
             "--model",
             metavar="PATH",
-            help="The model: a scikit-learn joblib/pickle file or a PyTorch checkpoint (a whole module, "
-            "or a state dict with --arch).",
+            help="The model: a scikit-learn joblib/pickle file, a PyTorch checkpoint (a whole module, "
+            "or a state dict with --arch), an ONNX file, or an http(s):// endpoint (black box).",
             show_default=False,
         ),
     ],
@@ -440,6 +442,37 @@ def model(
             help="...within N queries. Default: [assess], else 1000.",
         ),
     ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            metavar="NAME",
+            rich_help_panel=_ENDPOINT,
+            help='json ({"instances": rows} → {"predictions": ...}, a Garrison gateway ML route) or '
+            "kserve-v2.",
+        ),
+    ] = "json",
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            metavar="VAR",
+            rich_help_panel=_ENDPOINT,
+            show_default=False,
+            help="Environment variable holding the endpoint's API key (sent as a bearer token).",
+        ),
+    ] = None,
+    n_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--classes",
+            metavar="N",
+            min=2,
+            rich_help_panel=_ENDPOINT,
+            show_default=False,
+            help="Class count of an endpoint that answers labels or top-k only.",
+        ),
+    ] = None,
     fmt: ReportFormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
@@ -485,6 +518,7 @@ def model(
     from garrison.assess.findings import EvasionThresholds
     from garrison.assess.privacy_rules import MembershipThresholds
     from garrison.cli.assess_inputs import (
+        Endpoint,
         labels_for,
         load_data,
         load_model,
@@ -531,7 +565,10 @@ def model(
         config_file,
     )  # fmt: skip
     started = utc_now()
-    net, load_result = load_model(model_path, tuple(allow or ()), arch, loaded)
+    net, source = load_model(
+        model_path, tuple(allow or ()), arch, loaded,
+        Endpoint(protocol=protocol, api_key_env=api_key_env, n_classes=n_classes),
+    )  # fmt: skip
     x, y_raw, data_notes = load_data(data, label, max_rows)
     y = labels_for(net, y_raw)
     x = _reshape(x, shape, input_shape)
@@ -567,20 +604,23 @@ def model(
         extraction_policy=ExtractionThresholds.from_settings(loaded.settings),
     )  # fmt: skip
     asset = Asset(
-        kind=AssetKind.MODEL, locator=model_path, digest=load_result.digest, format=load_result.format
-    )
+        kind=AssetKind.ENDPOINT if source.endpoint else AssetKind.MODEL, locator=source.locator,
+        digest=source.digest, format=source.format,
+    )  # fmt: skip
     data_info = {
         "path": str(data), "rows": len(x), "samples": len(picked), "seed": seed, "label": label,
         "train_path": None if train_data is None else str(train_data),
         "train_rows": None if train is None else len(train[0]),
     }  # fmt: skip
     scan = replace(
-        ScanReport.of(model_path, assets=[asset], findings=_findings(assessment, asset), started_at=started),
+        ScanReport.of(
+            source.locator, assets=[asset], findings=_findings(assessment, asset), started_at=started
+        ),
         skipped=tuple(skipped),
     )
     note(f"{', '.join(assessment.kinds) or 'nothing'} assessed in {time.monotonic() - budget.started:.1f} s")
     publish_assessment(
-        loaded, scan, output, console=console_text(assessment, model_path, len(scan.findings), skipped),
+        loaded, scan, output, console=console_text(assessment, source.locator, len(scan.findings), skipped),
         details=json_details(assessment, data_info, skipped), plots=lambda: plot_sections(assessment),
     )  # fmt: skip
     threshold = loaded.settings.fail_on if fail_on is not None else Severity.INFO
@@ -675,7 +715,7 @@ def _describe(
     clean = float(np.mean(adapter.predict(x) == adapter.label_indices(y)))  # also probes the output
     info = ModelInfo(
         name=adapter.name,
-        framework="sklearn" if isinstance(adapter, SklearnModel) else "torch",
+        framework=getattr(adapter, "framework", "sklearn" if isinstance(adapter, SklearnModel) else "torch"),
         output_kind=adapter.output_kind.value,
         n_classes=adapter.n_classes,
         input_shape=tuple(x.shape[1:]),

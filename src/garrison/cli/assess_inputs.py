@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,27 +105,66 @@ def parse_range(spec: str | None) -> tuple[float, float] | None:
     return (lo, hi)
 
 
-def load_model(path: str, allow: Sequence[str], arch: str | None, loaded: LoadedSettings) -> tuple[Any, Any]:
-    """The model object and the :class:`~garrison.loading.LoadResult` it came from."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """How to query a model behind ``--model http(s)://...``."""
+
+    protocol: str = "json"
+    """``json`` (``{"instances": rows}`` → ``{"predictions": ...}``) or ``kserve-v2``."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (sent as a bearer token, never shown)."""
+    n_classes: int | None = None
+    """Class count, needed when the endpoint answers labels or top-k only."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedModel:
+    """What the report needs to know of where a model came from."""
+
+    locator: str
+    """The file, or the endpoint's URL without credentials or query."""
+    digest: str | None
+    """``sha256:<hex>`` of the file's bytes; ``None`` for an endpoint."""
+    format: str | None
+    """The format the scan identified (``onnx``, ``pytorch-zip``, …); ``None`` for an endpoint."""
+    endpoint: bool = False
+    """Whether the model is an endpoint rather than a file."""
+
+
+def load_model(
+    path: str,
+    allow: Sequence[str],
+    arch: str | None,
+    loaded: LoadedSettings,
+    endpoint: Endpoint | None = None,
+) -> tuple[Any, LoadedModel]:
+    """The model object (an estimator, a module or an adapter) and where it came from.
+
+    A pickle-based file goes through :func:`garrison.loading.safe_load_result`; an ONNX file is
+    scanned the same way and run in a hardened ONNX Runtime session; an ``http(s)://`` URL becomes a
+    black-box :class:`~garrison.assess.adapters_remote.HttpModel`.
+    """
     from garrison.core.errors import UsageError
     from garrison.loading import safe_load_result
 
     if "://" in path:
-        raise UsageError(
-            f"--model {path}: assessing an endpoint is not available yet in this version of Garrison",
-            hint="pass a model file: a scikit-learn joblib/pickle file or a PyTorch checkpoint",
-        )
+        return _endpoint(path, endpoint or Endpoint(), arch)
+    if _is_onnx(path):
+        if arch is not None:
+            raise UsageError("--arch applies to PyTorch state dicts, and this is an ONNX model")
+        return _load_onnx(path)
     result = safe_load_result(path, allow=allow, settings=loaded.settings)
+    where = LoadedModel(locator=path, digest=result.digest, format=result.format)
     value = result.value
     if hasattr(value, "predict") and hasattr(value, "classes_"):
         if arch is not None:
             raise UsageError("--arch applies to PyTorch state dicts, and this is a scikit-learn model")
-        return value, result
+        return value, where
     torch = _torch()
     if isinstance(value, torch.nn.Module):
         if arch is not None:
             raise UsageError("--arch applies to state dicts, and this file holds a whole PyTorch module")
-        return value.eval(), result
+        return value.eval(), where
     if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
         if arch is None:
             raise UsageError(
@@ -133,11 +173,58 @@ def load_model(path: str, allow: Sequence[str], arch: str | None, loaded: Loaded
                 "returning the nn.Module, importable from the working directory), or save the whole "
                 "module with torch.save(model, PATH)",
             )
-        return _build_arch(arch, value), result
+        return _build_arch(arch, value), where
     raise UsageError(
         f"{path} holds a {type(value).__name__}, not a model Garrison can assess",
         hint="save a fitted scikit-learn classifier (joblib.dump) or a torch.nn.Module (torch.save)",
     )
+
+
+def _endpoint(url: str, endpoint: Endpoint, arch: str | None) -> tuple[Any, LoadedModel]:
+    from garrison.assess.adapters_http import HttpModel
+    from garrison.core.errors import UsageError
+
+    if not url.lower().startswith(("http://", "https://")):
+        raise UsageError(f"--model {url}: only http:// and https:// endpoints can be assessed")
+    if arch is not None:
+        raise UsageError("--arch applies to PyTorch state dicts, not to an endpoint")
+    model = HttpModel(
+        url, protocol=endpoint.protocol, api_key_env=endpoint.api_key_env,  # type: ignore[arg-type]
+        n_classes=endpoint.n_classes,
+    )  # fmt: skip
+    return model, LoadedModel(locator=model.url, digest=None, format=None, endpoint=True)
+
+
+def _is_onnx(path: str) -> bool:
+    from garrison.formats import HEAD_BYTES, identify
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+        return identify(Path(path), head, Path(path).stat().st_size).format == "onnx"
+    except (OSError, ValueError):
+        return False
+
+
+def _load_onnx(path: str) -> tuple[Any, LoadedModel]:
+    """Read the file once, scan it (refused as ``garrison load`` refuses), run those bytes hardened."""
+    import hashlib
+
+    from garrison.assess.adapters_onnx import OnnxModel, check_onnx_bytes, hardened_session, read_regular
+    from garrison.core.config import Settings
+    from garrison.detectors import default_registry
+    from garrison.engine import scan_path
+    from garrison.supplychain.safeload.refusal import check_scan
+    from garrison.supplychain.safeload.unpickler import Gate
+
+    target, data = read_regular(Path(path))
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    settings = Settings().model_copy(update={"digest": "full"})  # compare what was scanned with what was read
+    report = scan_path(target, settings=settings, registry=default_registry(), target_label=path)
+    check_scan(path, target, report, digest, Gate())
+    check_onnx_bytes(data, target.parent, path)
+    session = hardened_session(data, external_dir=target.parent)
+    return OnnxModel(session, name=target.name), LoadedModel(locator=path, digest=digest, format="onnx")
 
 
 def _torch() -> Any:

@@ -31,7 +31,7 @@ from garrison.gateway.filters import InputScanner
 from garrison.gateway.guardrails import GuardedRequest, Guardrails, SseGuard
 from garrison.gateway.keys import KeyCache
 from garrison.gateway.limits import Admission, Limiter, LimitsBackendError
-from garrison.gateway.local_models import LocalModel
+from garrison.gateway.local_onnx import load_local_model
 from garrison.gateway.metrics import Metrics
 from garrison.gateway.ml_features import InputDetector, run_detector
 from garrison.gateway.output_controls import OutputPolicy, apply_output_policy, policy_for, predicted_classes
@@ -100,7 +100,7 @@ class Components:
         }
         self.extra_scanners = extra_scanners or {}
         self.local_models = {
-            route.name: LocalModel.load(route.local, where=f"route {route.name!r}")
+            route.name: load_local_model(route.local, where=f"route {route.name!r}")
             for route in config.routes
             if route.local is not None
         }

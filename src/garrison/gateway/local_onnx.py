@@ -1,0 +1,169 @@
+"""ONNX models behind the gateway's ``kind: local`` routes: verified, scanned, then run by ONNX Runtime.
+
+The same order as :mod:`garrison.gateway.local_models`, each step failing closed (a refusal stops the
+gateway from starting, with the reason):
+
+1. the file is opened once (a regular file, links resolved) and read whole; its digest is the SHA-256
+   of exactly those bytes;
+2. the signature is checked against that digest (``require_signature``, on by default);
+3. the file is scanned with every detector, and refused on any finding of medium severity or above,
+   on any scan error, and when the bytes scanned are not the bytes read in step 1;
+4. the bytes in memory are checked again for custom operator domains, and refused if any tensor keeps
+   its data in another file (the signature covers only the ``.onnx`` file);
+5. those same bytes — never the path again — go to an ONNX Runtime session on the CPU with no
+   custom-op library, no profiling and one intra-op thread.
+
+Requests give features as the route's ``validation.features`` describe; the answer is
+``{"predictions": rows}``: the model's first floating-point output (as probabilities when
+``softmax: true``), else its labels, else its ZipMap probabilities in class order — so output controls
+(label, top-k, rounding) apply as for any ML route. ``allow`` has no meaning for ONNX (it holds no
+Python globals) and is ignored.
+
+:func:`load_local_model` picks this loader for files whose content is ONNX, and
+:class:`~garrison.gateway.local_models.LocalModel` for the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from garrison.core.errors import ConfigError, GarrisonError
+from garrison.gateway.local_models import LocalModel, LocalModelConfig
+
+__all__ = ["OnnxLocalModel", "is_onnx_file", "load_local_model"]
+
+
+def is_onnx_file(path: Path) -> bool:
+    """Whether the file's content identifies as an ONNX model (False when it cannot be read)."""
+    from garrison.formats import HEAD_BYTES, identify
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            size = Path(path).stat().st_size
+        return identify(Path(path), head, size).format == "onnx"
+    except (OSError, GarrisonError):
+        return False
+
+
+def load_local_model(config: LocalModelConfig, *, where: str) -> LocalModel | OnnxLocalModel:
+    """The loaded model of a ``kind: local`` route: ONNX files here, everything else by ``LocalModel``."""
+    if is_onnx_file(config.path):
+        return OnnxLocalModel.load(config, where=where)
+    return LocalModel.load(config, where=where)
+
+
+class OnnxLocalModel:
+    """A verified, scanned ONNX model in a hardened ONNX Runtime session."""
+
+    def __init__(
+        self, config: LocalModelConfig, model: Any, *, digest: str, signature_verified: bool
+    ) -> None:
+        self.config = config
+        self.model = model
+        """The :class:`~garrison.assess.adapters_remote.OnnxModel` over the session."""
+        self.digest = digest
+        self.signature_verified = signature_verified
+
+    @classmethod
+    def load(cls, config: LocalModelConfig, *, where: str) -> OnnxLocalModel:
+        """Verify, scan and load ``config.path``; a :class:`ConfigError` names why it was refused."""
+        try:
+            return cls._load(config)
+        except GarrisonError as exc:
+            raise ConfigError(
+                f"{where}: the local model {config.path} was not loaded: {exc.message}", hint=exc.hint
+            ) from None
+
+    @classmethod
+    def _load(cls, config: LocalModelConfig) -> OnnxLocalModel:
+        from garrison.assess.adapters_onnx import (
+            OnnxModel,
+            OnnxRefusedError,
+            check_onnx_bytes,
+            hardened_session,
+            read_regular,
+        )
+
+        label = str(config.path)
+        target, data = read_regular(Path(config.path))
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        verified = _verify(config, target, digest)
+        report = _scan(target, label)
+        from garrison.supplychain.safeload.refusal import check_scan
+        from garrison.supplychain.safeload.unpickler import Gate
+
+        fmt = check_scan(label, target, report, digest, Gate())
+        if fmt != "onnx":
+            raise OnnxRefusedError(f"the scan read {label} as {fmt}, not ONNX")
+        check_onnx_bytes(data, target.parent, label, allow_external=False)
+        session = hardened_session(data, threads=1)
+        model = OnnxModel(session, name=target.name)
+        return cls(config, model, digest=digest, signature_verified=verified)
+
+    def predict(self, features: np.ndarray) -> dict[str, Any]:
+        """``{"predictions": rows}``: the model's scores (or labels) per row."""
+        from garrison.core.errors import InputError
+        from garrison.gateway.types import Denied
+
+        rows = features if features.ndim > 1 else features[np.newaxis]
+        if rows.shape[0] > self.config.max_rows:
+            raise Denied(413, "too_many_rows", public=f"at most {self.config.max_rows} rows per request")
+        try:
+            out = self.model.run(rows)
+        except InputError:
+            raise Denied(500, "local_model_error") from None
+        kind: str = self.model.output_type
+        if kind.startswith("seq(map("):
+            keys = sorted(out[0]) if out else []
+            scores = np.asarray([[row[k] for k in keys] for row in out], dtype=np.float64)
+            return {"predictions": scores.tolist()}
+        arr = np.asarray(out)
+        if arr.dtype.kind != "f":
+            return {"predictions": arr.reshape(len(rows), *arr.shape[1:]).tolist()}
+        scores = arr.astype(np.float64).reshape(len(rows), -1)
+        if self.config.softmax:
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores /= scores.sum(axis=1, keepdims=True)
+        return {"predictions": scores.tolist()}
+
+
+def _verify(config: LocalModelConfig, target: Path, digest: str) -> bool:
+    """Check the signature over ``digest`` when required or configured; whether it was checked."""
+    from garrison.integrity.gate import SignaturePolicy, make_verifier
+    from garrison.supplychain.safeload.errors import LoadRefusedError
+
+    if not (config.require_signature or config.key is not None or config.certs):
+        return False
+    if config.key is None and not config.certs:
+        raise LoadRefusedError(
+            str(config.path),
+            "a verified signature is required, but no trusted key or certificate is configured",
+            hint="set local.key or local.certs, or require_signature: false",
+        )
+    policy = SignaturePolicy(
+        require=config.require_signature, key=config.key, certs=config.certs, signature=config.signature
+    )
+    try:
+        make_verifier(policy)(target, digest)
+    except GarrisonError as exc:
+        raise LoadRefusedError(str(config.path), f"signature verification failed: {exc.message}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of a verifier is a refusal, never a pass
+        raise LoadRefusedError(
+            str(config.path), f"signature verification failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return True
+
+
+def _scan(target: Path, label: str) -> Any:
+    from garrison.core.config import Settings
+    from garrison.detectors import default_registry
+    from garrison.engine import scan_path
+
+    # The whole file is hashed, so the digest of what was scanned can be compared with what was read.
+    settings = Settings().model_copy(update={"digest": "full"})
+    return scan_path(target, settings=settings, registry=default_registry(), target_label=label)
