@@ -50,6 +50,7 @@ def builtin_detectors() -> tuple[type[Detector], ...]:
 def default_registry(*, plugins: bool = True) -> Registry:
     """A registry with the engine's rules, every built-in detector and, unless told not to, plugins."""
     from garrison.assess.extraction_rules import EXT_RULES
+    from garrison.assess.inference_rules import AIN_RULES, INV_RULES
     from garrison.assess.privacy_rules import MIA_RULES
     from garrison.assess.rules import ADV_RULES
     from garrison.data.backdoor_rules import BACKDOOR_RULES
@@ -73,6 +74,8 @@ def default_registry(*, plugins: bool = True) -> Registry:
     registry.add_rules(ADV_RULES, owner="assess.evasion")
     registry.add_rules(EXT_RULES, owner="assess.extraction")
     registry.add_rules(MIA_RULES, owner="assess.privacy")
+    registry.add_rules(AIN_RULES, owner="assess.attribute")
+    registry.add_rules(INV_RULES, owner="assess.inversion")
     for detector in builtin_detectors():
         registry.add(detector)
     for old, new in RULE_REDIRECTS.items():

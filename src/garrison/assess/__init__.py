@@ -47,13 +47,41 @@ if TYPE_CHECKING:
     from garrison.assess.extraction import ExtractionPoint, ExtractionReport, run_extraction
     from garrison.assess.extraction_rules import ExtractionThresholds, extraction_findings
     from garrison.assess.findings import EvasionThresholds, evasion_findings
+    from garrison.assess.inference_rules import (
+        AttributeThresholds,
+        InversionThresholds,
+        attribute_findings,
+        inversion_findings,
+    )
+    from garrison.assess.inversion import (
+        ClassReconstruction,
+        InversionReport,
+        run_model_inversion,
+        score_reconstructions,
+    )
     from garrison.assess.privacy import MembershipReport, MembershipResult, run_membership
+    from garrison.assess.privacy_attribute import (
+        AttributeInferenceReport,
+        AttributeInferenceResult,
+        run_attribute_inference,
+    )
     from garrison.assess.privacy_rules import MembershipThresholds, membership_findings
     from garrison.assess.results import AttackOutcome, AttackResult, EvasionReport, ModelInfo
 
 # Names resolve on first use: ``garrison.assess.rules`` (registered by every scan) must not pull in
 # numpy, which only the attacks need.
 _EXPORTS: dict[str, str] = {
+    "inversion_findings": "inference_rules",
+    "attribute_findings": "inference_rules",
+    "InversionThresholds": "inference_rules",
+    "AttributeThresholds": "inference_rules",
+    "score_reconstructions": "inversion",
+    "run_model_inversion": "inversion",
+    "InversionReport": "inversion",
+    "ClassReconstruction": "inversion",
+    "run_attribute_inference": "privacy_attribute",
+    "AttributeInferenceResult": "privacy_attribute",
+    "AttributeInferenceReport": "privacy_attribute",
     "remote_model": "adapters_remote",
     "QueryBudgetExceededError": "adapters_http",
     "OnnxRefusedError": "adapters_onnx",
@@ -101,7 +129,11 @@ __all__ = [
     "AttackOutcome",
     "AttackResult",
     "AttackSpec",
+    "AttributeInferenceReport",
+    "AttributeInferenceResult",
+    "AttributeThresholds",
     "CarliniWagnerL2",
+    "ClassReconstruction",
     "EndpointError",
     "EvasionReport",
     "EvasionThresholds",
@@ -111,6 +143,8 @@ __all__ = [
     "GradientUnavailableError",
     "HopSkipJump",
     "HttpModel",
+    "InversionReport",
+    "InversionThresholds",
     "MembershipReport",
     "MembershipResult",
     "MembershipThresholds",
@@ -125,14 +159,19 @@ __all__ = [
     "TorchModel",
     "as_model",
     "attack_from_name",
+    "attribute_findings",
     "evasion_findings",
     "extraction_findings",
+    "inversion_findings",
     "membership_findings",
     "remote_model",
     "run_attack",
+    "run_attribute_inference",
     "run_evasion",
     "run_extraction",
     "run_membership",
+    "run_model_inversion",
+    "score_reconstructions",
 ]
 
 

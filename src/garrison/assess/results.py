@@ -71,7 +71,7 @@ class ModelInfo:
     name: str
     """The model's class name (or the name given to the adapter)."""
     framework: str
-    """``"torch"`` or ``"sklearn"``."""
+    """``"torch"``, ``"sklearn"``, ``"onnx"`` or ``"http"``."""
     output_kind: str
     """What the raw output is: ``logits``, ``probabilities``, ``log-probabilities`` or ``labels``."""
     n_classes: int

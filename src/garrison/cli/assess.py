@@ -30,8 +30,6 @@ from garrison.cli.common import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from garrison.assess.extraction import ExtractionReport
-    from garrison.assess.privacy import MembershipReport
     from garrison.assess.results import EvasionReport, ModelInfo
     from garrison.cli.assess_leaks import PrivacyPlan
     from garrison.cli.assess_report import Assessment
@@ -50,7 +48,7 @@ app = typer.Typer(
 GRADIENT_METHODS = ("fgsm", "pgd-10", "apgd-ce", "cw-l2")
 """The default attacks on a model with gradients (a torch module, a converted scikit-learn model)."""
 _POLICY = "Policy (default: [assess] in garrison.toml)"
-_PRIVACY = "Privacy (--attacks privacy)"
+_PRIVACY = "Privacy (--attacks privacy, attribute, inversion)"
 _EXTRACTION = "Extraction (--attacks extraction)"
 _ENDPOINT = "Endpoint (--model http(s)://...)"
 
@@ -233,7 +231,8 @@ def model(
             "--attacks",
             metavar="LIST",
             help="Assessments to run: evasion (adversarial inputs), privacy (membership inference; needs "
-            "--train-data), extraction (a copycat of the model).",
+            "--train-data), attribute (a sensitive column inferred; --train-data and --sensitive), "
+            "inversion (class representatives reconstructed), extraction (a copycat of the model).",
         ),
     ] = "evasion",
     methods: Annotated[
@@ -388,6 +387,28 @@ def model(
             help="Most training records (and as many held-out ones) the membership attacks judge.",
         ),
     ] = 500,
+    sensitive: Annotated[
+        int | None,
+        typer.Option(
+            "--sensitive",
+            metavar="COLUMN",
+            min=0,
+            rich_help_panel=_PRIVACY,
+            show_default=False,
+            help="--attacks attribute: index (from 0) of the sensitive feature column to infer.",
+        ),
+    ] = None,
+    inversion_steps: Annotated[
+        int,
+        typer.Option(
+            "--inversion-steps",
+            metavar="N",
+            min=1,
+            max=10_000,
+            rich_help_panel=_PRIVACY,
+            help="--attacks inversion: gradient steps per class reconstruction.",
+        ),
+    ] = 300,
     queries: Annotated[
         str,
         typer.Option(
@@ -516,6 +537,7 @@ def model(
     from garrison.assess.evasion import infer_valid_range
     from garrison.assess.extraction_rules import ExtractionThresholds
     from garrison.assess.findings import EvasionThresholds
+    from garrison.assess.inference_rules import AttributeThresholds, InversionThresholds
     from garrison.assess.privacy_rules import MembershipThresholds
     from garrison.cli.assess_inputs import (
         Endpoint,
@@ -545,11 +567,7 @@ def model(
     from garrison.core.severity import Severity
 
     kinds = parse_assessments(attacks)
-    if "privacy" in kinds and train_data is None:
-        raise UsageError(
-            "--attacks privacy needs --train-data: the records the model was trained on",
-            hint="membership inference tells those records from the held-out ones in --data",
-        )
+    _check_part_flags(kinds, train_data, sensitive)
     eps = parse_floats(epsilons, "--epsilons")
     method_names = parse_names(methods, "--methods") if methods is not None else None
     mia_attacks, budgets = parse_names(membership, "--membership-attacks"), parse_budgets(queries)
@@ -572,9 +590,7 @@ def model(
     x, y_raw, data_notes = load_data(data, label, max_rows)
     y = labels_for(net, y_raw)
     x = _reshape(x, shape, input_shape)
-    train = (
-        _train_data(net, train_data, label, max_rows, x, (shape, input_shape)) if "privacy" in kinds else None
-    )
+    train = _train_data(net, kinds, train_data, label, max_rows, x, (shape, input_shape))
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(x), samples, replace=False)) if samples < len(x) else np.arange(len(x))
     bounds = declared or infer_valid_range(x)
@@ -588,20 +604,22 @@ def model(
         )  # fmt: skip
         if evasion is None and kinds == ("evasion",):
             raise UsageError("no attack could run: " + "; ".join(f"{s.locator}: {s.reason}" for s in skipped))
-    privacy, extraction = _leak_parts(
+    parts = _leak_parts(
         net, kinds, train, (x, y), budget, skipped,
         PrivacyPlan(attacks=mia_attacks, shadows=shadows, max_members=members, shadow_epochs=shadow_epochs,
                     seed=seed),
-        (budgets, expose, seed),
+        (budgets, expose, seed), (sensitive, inversion_steps, bounds),
     )  # fmt: skip
     judged = picked if evasion is not None else np.arange(len(x))  # the evasion subset, or all of --data
     info, clean, range_note = _describe(net, evasion, x[judged], y[judged], bounds, declared is None)
     assessment = Assessment(
-        model=info, evasion=evasion, privacy=privacy, extraction=extraction, clean_accuracy=clean,
+        model=info, evasion=evasion, **parts, clean_accuracy=clean,
         samples=len(judged), notes=(*data_notes, *range_note),
         evasion_policy=EvasionThresholds.from_settings(loaded.settings),
         privacy_policy=MembershipThresholds.from_settings(loaded.settings),
         extraction_policy=ExtractionThresholds.from_settings(loaded.settings),
+        attribute_policy=AttributeThresholds.from_settings(loaded.settings),
+        inversion_policy=InversionThresholds.from_settings(loaded.settings),
     )  # fmt: skip
     asset = Asset(
         kind=AssetKind.ENDPOINT if source.endpoint else AssetKind.MODEL, locator=source.locator,
@@ -627,6 +645,20 @@ def model(
     raise typer.Exit(int(scan.exit_code(fail_on=threshold)))
 
 
+def _check_part_flags(kinds: tuple[str, ...], train_data: Path | None, sensitive: int | None) -> None:
+    """The flags each chosen part needs, before anything is loaded."""
+    from garrison.core.errors import UsageError
+
+    for kind in ("privacy", "attribute"):
+        if kind in kinds and train_data is None:
+            raise UsageError(
+                f"--attacks {kind} needs --train-data: the records the model was trained on",
+                hint="the attacks are measured on those records against the held-out ones in --data",
+            )
+    if "attribute" in kinds and sensitive is None:
+        raise UsageError("--attacks attribute needs --sensitive COLUMN: the feature column to infer")
+
+
 def _leak_parts(
     net: Any,
     kinds: tuple[str, ...],
@@ -636,13 +668,14 @@ def _leak_parts(
     skipped: list[SkippedRecord],
     plan: PrivacyPlan,
     stealing: tuple[tuple[int, ...], str, int],
-) -> tuple[MembershipReport | None, ExtractionReport | None]:
-    """The privacy and extraction parts, as ``kinds`` names them, within the budgets."""
-    from garrison.cli.assess_leaks import run_privacy, run_stealing
+    inference: tuple[int | None, int, tuple[float, float]],
+) -> dict[str, Any]:
+    """The parts after evasion, as ``kinds`` names them, within the budgets: ``{kind: report}``."""
+    from garrison.cli import assess_leaks as leaks
     from garrison.cli.common import note
     from garrison.core.results import SkippedRecord
 
-    privacy = extraction = None
+    found: dict[str, Any] = {}
     for kind in (k for k in kinds if k != "evasion"):
         reason = budget.exhausted()
         if reason is not None:
@@ -651,34 +684,49 @@ def _leak_parts(
         t0 = time.monotonic()
         if kind == "privacy":
             assert train is not None
-            privacy = run_privacy(net, train, held_out, plan)
-            budget.spent_queries += 2 * privacy.members + privacy.population
-            best = privacy.strongest()
+            report: Any = leaks.run_privacy(net, train, held_out, plan)
+            budget.spent_queries += 2 * report.members + report.population
+            best = report.strongest()
             outcome = f"strongest {best.attack}, AUC {best.auc:.3f}"
+        elif kind == "attribute":
+            assert train is not None
+            assert inference[0] is not None
+            report = leaks.run_attribute(net, train, held_out, inference[0], plan)
+            budget.spent_queries += sum(r.queries for r in report.results)
+            best = max(report.results, key=lambda r: max(r.member_advantage, r.non_member_advantage))
+            outcome = f"strongest {best.attack}, advantage {best.member_advantage:+.2f} on members"
+        elif kind == "inversion":
+            report = leaks.run_inversion(net, held_out, inference[2], inference[1], plan.seed)
+            budget.spent_queries += report.gradient_queries
+            outcome = f"{report.identified} of {len(report.reconstructions)} classes identifiable"
         else:
             left = None if budget.queries is None else max(1, int(budget.queries - budget.spent_queries))
             budgets, expose, seed = stealing
-            extraction = run_stealing(net, *held_out, budgets, expose, left, seed)
-            budget.spent_queries += extraction.queries + extraction.evaluation_queries
-            last = extraction.points[-1] if extraction.points else None
+            report = leaks.run_stealing(net, *held_out, budgets, expose, left, seed)
+            budget.spent_queries += report.queries + report.evaluation_queries
+            last = report.points[-1] if report.points else None
             outcome = "no budget ran" if last is None else f"fidelity {last.fidelity:.1%} at {last.queries:,}"
+        found[kind] = report
         note(f"assess: {kind}: {outcome} in {time.monotonic() - t0:.1f} s")
-    return privacy, extraction
+    return found
 
 
 def _train_data(
     net: Any,
+    kinds: tuple[str, ...],
     path: Path | None,
     label: str | None,
     max_rows: int,
     x: np.ndarray,
     shape: tuple[tuple[int, ...] | None, str | None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """``--train-data`` read like ``--data``, its rows shaped like the inputs ``x``."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``--train-data`` read like ``--data``, its rows shaped like the inputs ``x``; ``None`` when no
+    chosen part needs it."""
     from garrison.cli.assess_inputs import labels_for, load_data
     from garrison.core.errors import UsageError
 
-    assert path is not None
+    if path is None or not {"privacy", "attribute"} & set(kinds):
+        return None
     tx, ty_raw, _ = load_data(path, label, max_rows)
     tx = _reshape(tx, *shape)
     if tx.shape[1:] != x.shape[1:]:
@@ -731,6 +779,7 @@ def _findings(assessment: Assessment, asset: Asset) -> list[Finding]:
     """Every part's findings against its policy."""
     from garrison.assess.extraction_rules import extraction_findings
     from garrison.assess.findings import evasion_findings
+    from garrison.assess.inference_rules import attribute_findings, inversion_findings
     from garrison.assess.privacy_rules import membership_findings
 
     found: list[Finding] = []
@@ -738,6 +787,10 @@ def _findings(assessment: Assessment, asset: Asset) -> list[Finding]:
         found += evasion_findings(assessment.evasion, asset, assessment.evasion_policy)
     if assessment.privacy is not None:
         found += membership_findings(assessment.privacy, asset, assessment.privacy_policy)
+    if assessment.attribute is not None:
+        found += attribute_findings(assessment.attribute, asset, assessment.attribute_policy)
+    if assessment.inversion is not None:
+        found += inversion_findings(assessment.inversion, asset, assessment.inversion_policy)
     if assessment.extraction is not None:
         found += extraction_findings(assessment.extraction, asset, assessment.extraction_policy)
     return found

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from garrison.core.config import LoadedSettings
 
-ASSESSMENTS = ("evasion", "privacy", "extraction")
+ASSESSMENTS = ("evasion", "privacy", "attribute", "inversion", "extraction")
 """Assessment families ``--attacks`` names, in the order they run."""
 
 

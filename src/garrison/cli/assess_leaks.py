@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
     from garrison.assess.extraction import ExtractionReport
     from garrison.assess.extraction_rules import ExtractionThresholds
+    from garrison.assess.inference_rules import AttributeThresholds, InversionThresholds
+    from garrison.assess.inversion import InversionReport
     from garrison.assess.privacy import MembershipReport
+    from garrison.assess.privacy_attribute import AttributeInferenceReport
     from garrison.assess.privacy_rules import MembershipThresholds
 
 EXTRACTION_TEST_SHARE = 0.3
@@ -308,4 +311,163 @@ def extraction_section(report: ExtractionReport, policy: ExtractionThresholds) -
         + chart
         + "<table><thead><tr><th>queries</th><th>fidelity</th><th>student accuracy</th><th>seconds</th>"
         "</tr></thead><tbody>" + rows + "</tbody></table></div></section>\n"
+    )
+
+
+# --- attribute inference and model inversion ------------------------------------------------------------
+
+
+def run_attribute(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray],
+    held_out: tuple[np.ndarray, np.ndarray],
+    sensitive: int,
+    plan: PrivacyPlan,
+) -> AttributeInferenceReport:
+    """Attribute inference of column ``sensitive``: members from ``train``, the rest from ``held_out``
+    (half the non-members, half the attacker's auxiliary records), as for membership inference."""
+    from garrison.assess.privacy_attribute import run_attribute_inference
+    from garrison.core.errors import UsageError
+
+    if train[0].ndim != 2:
+        raise UsageError(
+            f"--attacks attribute needs tabular rows, and these inputs have shape {train[0].shape[1:]}"
+        )
+    if not 0 <= sensitive < train[0].shape[1]:
+        raise UsageError(f"--sensitive {sensitive}: the rows have columns 0 to {train[0].shape[1] - 1}")
+    members, non_members, auxiliary = split_membership(train, held_out, plan.max_members, plan.seed)
+    return run_attribute_inference(
+        model, members, non_members, auxiliary, sensitive=sensitive, seed=plan.seed
+    )
+
+
+def run_inversion(
+    model: Any, reference: tuple[np.ndarray, np.ndarray], bounds: tuple[float, float], steps: int, seed: int
+) -> InversionReport:
+    """MI-Face on every class, scored against the class means of ``reference`` (``--data``)."""
+    shape = reference[0].shape[1:]
+    image = shape[1:] if len(shape) == 3 and shape[0] == 1 else None  # one-channel images as H×W
+    from garrison.assess.inversion import run_model_inversion
+
+    return run_model_inversion(
+        model, reference=reference, valid_range=bounds, image_shape=image, steps=steps, seed=seed
+    )
+
+
+def attribute_text(report: AttributeInferenceReport, policy: AttributeThresholds) -> list[str]:
+    """Console lines: the column, then accuracy and advantage per attack on members and non-members."""
+    lines = [
+        "",
+        f"attribute inference (column {report.sensitive_column}, {report.kind}, {len(report.values)} values; "
+        f"{report.members:,} members, {report.non_members:,} non-members, {report.auxiliary:,} auxiliary)",
+        f"  {'attack':<20}{'members':>9}{'advantage':>11}{'non-members':>13}{'advantage':>11}",
+    ]
+    for r in report.results:
+        high = r.uses_model and max(r.member_advantage, r.non_member_advantage) > policy.max_advantage
+        advantage = f"{r.member_advantage:+.2f}" + ("*" if high else "")
+        lines.append(
+            f"  {r.attack:<20}{r.member_accuracy:>9.1%}{advantage:>11}"
+            f"{r.non_member_accuracy:>13.1%}{r.non_member_advantage:>+11.2f}"
+        )
+    lines.append(
+        f"  policy: advantage over the baselines at most {policy.max_advantage:+.2f} (* above), member gap "
+        f"at most {policy.max_member_gap:.2f}"
+    )
+    return lines
+
+
+def inversion_text(report: InversionReport, policy: InversionThresholds) -> list[str]:
+    """Console lines: how many class reconstructions are recognisably their class."""
+    rate = "-" if report.identification_rate is None else f"{report.identification_rate:.0%}"
+    return [
+        "",
+        f"model inversion ({len(report.reconstructions)} classes, {report.steps} steps each): "
+        f"{report.identified} identifiable ({rate}; chance {report.chance_rate:.0%}), mean confidence "
+        f"{report.mean_confidence:.1%}",
+        f"  policy: flagged at {policy.min_identified:.0%} identifiable and twice chance",
+    ]
+
+
+def attribute_section(report: AttributeInferenceReport, policy: AttributeThresholds) -> str:
+    """An HTML section: the table of attribute-inference attacks."""
+    rows = "".join(
+        f"<tr><td>{escape(r.attack)}</td><td>{'yes' if r.uses_model else 'no'}</td>"
+        f"<td>{r.member_accuracy:.1%}</td><td>{r.member_advantage:+.2f}</td>"
+        f"<td>{r.non_member_accuracy:.1%}</td><td>{r.non_member_advantage:+.2f}</td><td>{r.queries:,}</td></tr>"
+        for r in report.results
+    )
+    return (
+        '<section class="assessment"><div class="banner neutral"><h2>Attribute inference</h2>'
+        f"<p>Guessing column {report.sensitive_column} ({escape(report.kind)}, {len(report.values)} values) "
+        f"of {report.members:,} training records and {report.non_members:,} others. The advantage is the "
+        "accuracy above the better baseline, which sees only the other columns; the policy allows "
+        f"{policy.max_advantage:+.2f}.</p><table><thead><tr><th>attack</th><th>queries the model</th>"
+        "<th>members</th><th>advantage</th><th>non-members</th><th>advantage</th><th>queries</th></tr>"
+        "</thead><tbody>" + rows + "</tbody></table></div></section>\n"
+    )
+
+
+def inversion_section(report: InversionReport, policy: InversionThresholds) -> str:
+    """An HTML section: each class's reconstruction beside the class's mean input, as PNG images."""
+    import numpy as np
+
+    cells = []
+    for i, r in enumerate(report.reconstructions):
+        mean = report.class_means[i] if i < len(report.class_means) else None  # one per inverted class
+        verdict = "" if r.identifiable is None else (" ✓" if r.identifiable else " ✗")
+        pair = _png_img(r.image, report.valid_range, f"reconstruction of {r.label}")
+        if mean is not None:
+            pair += _png_img(np.asarray(mean), report.valid_range, f"mean of {r.label}")
+        cells.append(
+            f'<figure style="display:inline-block;margin:4px">{pair}<figcaption>{escape(str(r.label))}: '
+            f"{r.confidence:.0%}{verdict}</figcaption></figure>"
+        )
+    rate = "-" if report.identification_rate is None else f"{report.identification_rate:.0%}"
+    return (
+        '<section class="assessment"><div class="banner neutral"><h2>Model inversion</h2>'
+        f"<p>Each class's input reconstructed from the model (left) beside the class's mean input in the "
+        f"data (right), with the model's confidence; ✓ when the reconstruction is nearest its own class. "
+        f"{report.identified} of {len(report.reconstructions)} identifiable ({rate}; chance "
+        f"{report.chance_rate:.0%}); the policy flags {policy.min_identified:.0%}.</p>"
+        + "".join(cells)
+        + "</div></section>\n"
+    )
+
+
+def _png_img(image: np.ndarray, bounds: tuple[float, float], alt: str) -> str:
+    """An ``<img>`` with a grey-scale PNG of ``image`` (H×W, or anything flattened to a square) as a data
+    URI, scaled up for the eye; the page's Content-Security-Policy allows ``img-src data:``."""
+    import base64
+    import math
+    import struct
+    import zlib
+
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=np.float64)
+    if pixels.ndim == 3 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 2:
+        side = math.isqrt(pixels.size)
+        if side * side != pixels.size:
+            return f"<span>{escape(alt)}</span>"
+        pixels = pixels.reshape(side, side)
+    lo, hi = bounds
+    grey = np.clip((pixels - lo) / (hi - lo if hi > lo else 1.0) * 255.0, 0, 255).astype(np.uint8)
+    raw = b"".join(b"\x00" + bytes(row) for row in grey)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", grey.shape[1], grey.shape[0], 8, 0, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    scale = max(1, 64 // max(grey.shape))
+    return (
+        f'<img alt="{escape(alt)}" width="{grey.shape[1] * scale}" height="{grey.shape[0] * scale}" '
+        f'style="image-rendering:pixelated" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
     )

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from garrison.assess.extraction import ExtractionReport
     from garrison.assess.extraction_rules import ExtractionThresholds
     from garrison.assess.findings import EvasionThresholds
+    from garrison.assess.inference_rules import AttributeThresholds, InversionThresholds
+    from garrison.assess.inversion import InversionReport
     from garrison.assess.privacy import MembershipReport
+    from garrison.assess.privacy_attribute import AttributeInferenceReport
     from garrison.assess.privacy_rules import MembershipThresholds
     from garrison.assess.results import EvasionReport, ModelInfo
     from garrison.core.config import LoadedSettings
@@ -40,6 +43,10 @@ class Assessment:
     """The evasion attacks' results, when ``--attacks`` named evasion."""
     privacy: MembershipReport | None = None
     """The membership attacks' results, when ``--attacks`` named privacy."""
+    attribute: AttributeInferenceReport | None = None
+    """The attribute-inference attacks' results, when ``--attacks`` named attribute."""
+    inversion: InversionReport | None = None
+    """The model-inversion reconstructions, when ``--attacks`` named inversion."""
     extraction: ExtractionReport | None = None
     """The copycat attack's curve, when ``--attacks`` named extraction."""
     evasion_policy: EvasionThresholds
@@ -48,6 +55,10 @@ class Assessment:
     """Threshold of the membership finding."""
     extraction_policy: ExtractionThresholds
     """Thresholds of the extraction finding."""
+    attribute_policy: AttributeThresholds
+    """Thresholds of the attribute-inference findings."""
+    inversion_policy: InversionThresholds
+    """Threshold of the model-inversion finding."""
     clean_accuracy: float
     """The model's accuracy on the samples the evasion attacks use (or on all of ``--data``)."""
     samples: int
@@ -58,13 +69,16 @@ class Assessment:
     @property
     def kinds(self) -> tuple[str, ...]:
         """The parts that ran, in order."""
-        parts = (("evasion", self.evasion), ("privacy", self.privacy), ("extraction", self.extraction))
+        parts = (
+            ("evasion", self.evasion), ("privacy", self.privacy), ("attribute", self.attribute),
+            ("inversion", self.inversion), ("extraction", self.extraction),
+        )  # fmt: skip
         return tuple(name for name, part in parts if part is not None)
 
 
 def console_text(assessment: Assessment, target: str, findings: int, skipped: Sequence[SkippedRecord]) -> str:
     """The console report: the model, then each part's table, then skipped runs, notes and the verdict."""
-    from garrison.cli.assess_leaks import extraction_text, privacy_text
+    from garrison.cli.assess_leaks import attribute_text, extraction_text, inversion_text, privacy_text
     from garrison.report.common import printable
 
     m = assessment.model
@@ -80,14 +94,22 @@ def console_text(assessment: Assessment, target: str, findings: int, skipped: Se
     if assessment.privacy is not None:
         lines += privacy_text(assessment.privacy, assessment.privacy_policy)
         notes += assessment.privacy.notes
+    if assessment.attribute is not None:
+        lines += attribute_text(assessment.attribute, assessment.attribute_policy)
+        notes += assessment.attribute.notes
+    if assessment.inversion is not None:
+        lines += inversion_text(assessment.inversion, assessment.inversion_policy)
+        notes += assessment.inversion.notes
     if assessment.extraction is not None:
         lines += extraction_text(assessment.extraction, assessment.extraction_policy)
         notes += assessment.extraction.notes
     lines += [f"skipped: {printable(s.locator)}: {printable(s.reason)}" for s in skipped]
     lines += [f"note: {printable(n)}" for n in dict.fromkeys(notes)]
     rules = "/".join(
-        r for r, k in (("GAR-ADV", "evasion"), ("GAR-MIA", "privacy"), ("GAR-EXT", "extraction"))
-        if k in assessment.kinds
+        r for r, k in (
+            ("GAR-ADV", "evasion"), ("GAR-MIA", "privacy"), ("GAR-AIN", "attribute"),
+            ("GAR-INV", "inversion"), ("GAR-EXT", "extraction"),
+        ) if k in assessment.kinds
     )  # fmt: skip
     lines.append(
         f"\nFLAGGED: {findings} finding{'s' if findings != 1 else ''} ({rules})"
@@ -165,6 +187,14 @@ def json_details(
         }
     if assessment.privacy is not None:
         body["privacy"] = assessment.privacy.to_dict() | {"thresholds": assessment.privacy_policy.to_dict()}
+    if assessment.attribute is not None:
+        body["attribute"] = assessment.attribute.to_dict() | {
+            "thresholds": assessment.attribute_policy.to_dict()
+        }
+    if assessment.inversion is not None:
+        body["inversion"] = assessment.inversion.to_dict(images=False) | {
+            "thresholds": assessment.inversion_policy.to_dict()
+        }
     if assessment.extraction is not None:
         body["extraction"] = assessment.extraction.to_dict() | {
             "thresholds": assessment.extraction_policy.to_dict()
@@ -177,13 +207,22 @@ _COLOURS = ("#1d4ed8", "#e0561b", "#15803d", "#9333ea", "#b4232a", "#0e7490", "#
 
 def plot_sections(assessment: Assessment) -> str:
     """The HTML sections of every part that ran: robust-accuracy curves, ROC curves, extraction curve."""
-    from garrison.cli.assess_leaks import extraction_section, privacy_section
+    from garrison.cli.assess_leaks import (
+        attribute_section,
+        extraction_section,
+        inversion_section,
+        privacy_section,
+    )
 
     parts = []
     if assessment.evasion is not None:
         parts.append(plot_section(assessment.evasion, assessment.evasion_policy))
     if assessment.privacy is not None:
         parts.append(privacy_section(assessment.privacy, assessment.privacy_policy))
+    if assessment.attribute is not None:
+        parts.append(attribute_section(assessment.attribute, assessment.attribute_policy))
+    if assessment.inversion is not None:
+        parts.append(inversion_section(assessment.inversion, assessment.inversion_policy))
     if assessment.extraction is not None:
         parts.append(extraction_section(assessment.extraction, assessment.extraction_policy))
     return "".join(parts)

@@ -175,6 +175,27 @@ class Settings(BaseModel):
         description="garrison assess model --attacks extraction: flag a stolen copy that agrees with the "
         "model on this share of inputs or more within assess-extraction-queries queries.",
     )
+    assess_max_attribute_advantage: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="garrison assess model --attacks attribute: flag an attack that guesses the sensitive "
+        "column better than the other columns alone by more than this.",
+    )
+    assess_max_attribute_member_gap: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="garrison assess model --attacks attribute: flag an advantage on training records above "
+        "the advantage on other records by more than this (memorisation).",
+    )
+    assess_min_inversion_identified: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="garrison assess model --attacks inversion: flag when this share of class "
+        "reconstructions (and twice chance) is recognisably its class.",
+    )
     assess_extraction_queries: int = Field(
         default=1000,
         ge=1,
@@ -193,6 +214,9 @@ class Settings(BaseModel):
         "assess_max_membership_auc",
         "assess_max_extraction_fidelity",
         "assess_extraction_queries",
+        "assess_max_attribute_advantage",
+        "assess_max_attribute_member_gap",
+        "assess_min_inversion_identified",
         mode="before",
     )
     @classmethod
