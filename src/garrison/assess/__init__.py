@@ -47,6 +47,14 @@ if TYPE_CHECKING:
     from garrison.assess.extraction import ExtractionPoint, ExtractionReport, run_extraction
     from garrison.assess.extraction_rules import ExtractionThresholds, extraction_findings
     from garrison.assess.findings import EvasionThresholds, evasion_findings
+    from garrison.assess.hardening import (
+        AdversarialTrainingHistory,
+        EpochStats,
+        HardenedOutputs,
+        adversarial_training,
+        harden_outputs,
+    )
+    from garrison.assess.hardening_dp import DPTrainingReport, train_dp
     from garrison.assess.inference_rules import (
         AttributeThresholds,
         InversionThresholds,
@@ -71,6 +79,13 @@ if TYPE_CHECKING:
 # Names resolve on first use: ``garrison.assess.rules`` (registered by every scan) must not pull in
 # numpy, which only the attacks need.
 _EXPORTS: dict[str, str] = {
+    "train_dp": "hardening_dp",
+    "harden_outputs": "hardening",
+    "adversarial_training": "hardening",
+    "HardenedOutputs": "hardening",
+    "EpochStats": "hardening",
+    "DPTrainingReport": "hardening_dp",
+    "AdversarialTrainingHistory": "hardening",
     "inversion_findings": "inference_rules",
     "attribute_findings": "inference_rules",
     "InversionThresholds": "inference_rules",
@@ -126,6 +141,7 @@ __all__ = [
     "APGD",
     "FGSM",
     "PGD",
+    "AdversarialTrainingHistory",
     "AttackOutcome",
     "AttackResult",
     "AttackSpec",
@@ -134,13 +150,16 @@ __all__ = [
     "AttributeThresholds",
     "CarliniWagnerL2",
     "ClassReconstruction",
+    "DPTrainingReport",
     "EndpointError",
+    "EpochStats",
     "EvasionReport",
     "EvasionThresholds",
     "ExtractionPoint",
     "ExtractionReport",
     "ExtractionThresholds",
     "GradientUnavailableError",
+    "HardenedOutputs",
     "HopSkipJump",
     "HttpModel",
     "InversionReport",
@@ -157,11 +176,13 @@ __all__ = [
     "SklearnModel",
     "SquareAttack",
     "TorchModel",
+    "adversarial_training",
     "as_model",
     "attack_from_name",
     "attribute_findings",
     "evasion_findings",
     "extraction_findings",
+    "harden_outputs",
     "inversion_findings",
     "membership_findings",
     "remote_model",
@@ -172,6 +193,7 @@ __all__ = [
     "run_membership",
     "run_model_inversion",
     "score_reconstructions",
+    "train_dp",
 ]
 
 
