@@ -8,17 +8,22 @@ beside Garrison's, computed by the same code from the adversarials saved here.
         --data IN.npz --model STATE.pt --plan PLAN.json --out OUT.npz --threads 1 --repeat 3
 
 IN.npz: ``x`` (N, 1, 8, 8) float32 in [0, 1], ``y`` (N,) int labels. STATE.pt: state_dict of
-models.build_cnn(). PLAN.json: a list of ``{"key", "attack", "eps", "batch_size"}`` with attack one of
-fgsm, pgd-10, pgd-40, apgd-ce, cw-l2, hsj. OUT.npz: one array of adversarials per key, and ``seconds``, a
-JSON string mapping key to the seconds attack.generate() took, and ``queries``, key to rows through the
-CNN per sample in the last run (the fastest of ``--repeat`` runs;
-CW-L2 runs once).
+models.build_cnn(). PLAN.json: a list of ``{"key", "attack", "eps", "batch_size"}`` (optionally
+``"art_attack"``, which overrides ``attack`` here) with attack one of fgsm, pgd-10, pgd-40, apgd-ce,
+cw-l2, hsj, autoattack (= autoattack-default), autoattack-std, autoattack-untargeted. OUT.npz: one array of
+adversarials per key, and ``seconds``, a JSON string mapping key to the seconds attack.generate() took,
+and ``queries``, key to rows through the CNN per sample in the last run (the fastest of ``--repeat`` runs;
+CW-L2, HopSkipJump and the AutoAttack variants run once).
 
 Attack parameters (ART 1.20.1): FastGradientMethod(norm=inf, eps); ProjectedGradientDescent(norm=inf,
 eps, eps_step=2.5·eps/max_iter, max_iter=10 or 40, num_random_init=1); AutoProjectedGradientDescent(
 norm=inf, eps, eps_step=2·eps, max_iter=100, nb_random_init=1, loss_type="cross_entropy");
 CarliniL2Method(ART's defaults: confidence=0, learning_rate=0.01, binary_search_steps=10, max_iter=10,
-initial_const=0.01); HopSkipJump(norm=2, max_iter=50, max_eval=10000, init_eval=100, init_size=100).
+initial_const=0.01); HopSkipJump(norm=2, max_iter=50, max_eval=10000, init_eval=100, init_size=100);
+AutoAttack(norm=inf, eps, eps_step=2·eps) with ART's default attack list ("autoattack"), or with
+APGD-CE, APGD-DLR (100 iterations, one start) and Square (5000 iterations, p_init=0.8, one restart),
+targeted=True ("autoattack-std") or False ("autoattack-untargeted"); see make_attack. ART's default
+AutoAttack list builds its attacks with progress bars on (on stderr).
 The true labels are passed as ``y`` to every attack.
 """
 
@@ -34,11 +39,13 @@ from typing import Any
 import numpy as np
 import torch
 from art.attacks.evasion import (
+    AutoAttack,
     AutoProjectedGradientDescent,
     CarliniL2Method,
     FastGradientMethod,
     HopSkipJump,
     ProjectedGradientDescent,
+    SquareAttack,
 )
 from art.estimators.classification import PyTorchClassifier
 
@@ -92,6 +99,48 @@ def make_attack(clf: PyTorchClassifier, name: str, eps: float, batch_size: int) 
         )
     if name == "cw-l2":
         return CarliniL2Method(clf, batch_size=batch_size, verbose=False)
+    if name in ("autoattack", "autoattack-default"):
+        # ART's own default list: APGD-CE and APGD-DLR (100 iterations, 5 random starts each), DeepFool,
+        # Square (5000 iterations, p_init 0.8, 5 restarts); untargeted only
+        return AutoAttack(clf, norm=np.inf, eps=eps, eps_step=2 * eps, batch_size=batch_size)
+    if name in ("autoattack-std", "autoattack-untargeted"):
+        # the nearest ART gets to the standard set (it has no FAB, and its targeted pass runs every attack
+        # of the list against each other class in index order): APGD-CE, APGD-DLR and Square with the
+        # standard set's budgets, untargeted, then all three targeted at each of the other classes
+        def apgd_of(loss: str) -> AutoProjectedGradientDescent:
+            return AutoProjectedGradientDescent(
+                clf,
+                norm=np.inf,
+                eps=eps,
+                eps_step=2 * eps,
+                max_iter=100,
+                targeted=False,
+                nb_random_init=1,
+                batch_size=batch_size,
+                loss_type=loss,
+                verbose=False,
+            )
+
+        square = SquareAttack(
+            clf,
+            norm=np.inf,
+            eps=eps,
+            max_iter=5000,
+            p_init=0.8,
+            nb_restarts=1,
+            batch_size=batch_size,
+            verbose=False,
+        )
+        attacks = [apgd_of("cross_entropy"), apgd_of("difference_logits_ratio"), square]
+        return AutoAttack(
+            clf,
+            norm=np.inf,
+            eps=eps,
+            eps_step=2 * eps,
+            attacks=attacks,
+            batch_size=batch_size,
+            targeted=name == "autoattack-std",
+        )
     if name == "hsj":
         return HopSkipJump(
             clf,
@@ -140,11 +189,14 @@ def main() -> int:
     arrays: dict[str, np.ndarray] = {}
     for entry in json.loads(args.plan.read_text()):
         times = []
-        for _ in range(1 if entry["attack"] in ("cw-l2", "hsj") else args.repeat):
+        for _ in range(
+            1 if entry["attack"] in ("cw-l2", "hsj", "autoattack", "autoattack-std") else args.repeat
+        ):
             model.rows = 0
             np.random.seed(0)
             torch.manual_seed(0)
-            attack = make_attack(clf, entry["attack"], float(entry["eps"] or 0), int(entry["batch_size"]))
+            name = entry.get("art_attack", entry["attack"])
+            attack = make_attack(clf, name, float(entry["eps"] or 0), int(entry["batch_size"]))
             t0 = time.perf_counter()
             x_adv = attack.generate(x=x, y=y_onehot)
             times.append(time.perf_counter() - t0)

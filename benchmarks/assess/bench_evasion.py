@@ -12,13 +12,21 @@ one run); the tools take turns attack by attack, so a load spike on a shared mac
     .venv/bin/python benchmarks/assess/bench_evasion.py [--samples 200] [--threads 1] \\
         [--json benchmarks/results/assess-evasion.json]
 
+``--attacks autoattack`` runs Garrison's AutoAttack standard set (APGD-CE, APGD-T, FAB-T, Square) at ε =
+0.1 and 0.3, once each, against ART's AutoAttack configured as ``--art-autoattack`` says:
+``untargeted`` (default; APGD-CE, APGD-DLR, Square with the standard set's budgets), ``std`` (the same
+three, then all three again targeted at every other class: the nearest ART gets to the standard set, which
+it cannot match exactly as it has no FAB; very slow) or ``default`` (ART's own list, with 5 restarts of
+Square: about 14 minutes at ε = 0.1 whatever the sample count). Write it to
+benchmarks/results/assess-evasion-autoattack.json and use few samples (``--samples 40``).
+
 ``--attacks ...,hsj`` adds HopSkipJump (labels only, L2) against ART's HopSkipJump (max_iter=50,
 max_eval=10000); it is slow in ART, so run it on a few samples. Queries are rows through the CNN per
 sample (gradient passes included), counted in both tools.
 
 Robust accuracy: fraction of samples classified correctly both clean and adversarial. Goals (issue 6):
 Garrison's robust accuracy at most ART's + 0.5 points; ≥ 2× ART's samples/s for PGD and APGD, ≥ 10×
-for CW-L2, whose success rate and median L2 must be at least as good as ART's.
+for CW-L2 and AutoAttack; CW-L2's success rate and median L2 must be at least as good as ART's.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import numpy as np
 import torch
 
 from garrison.assess import APGD, FGSM, PGD, AttackSpec, CarliniWagnerL2, HopSkipJump, run_attack
+from garrison.assess.attacks import AutoAttack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import digits as load_data
@@ -53,19 +62,54 @@ SPECS: dict[str, AttackSpec] = {
     "apgd-ce": APGD(loss="ce", steps=100, restarts=1),
     "cw-l2": CarliniWagnerL2(),
     "hsj": HopSkipJump(),
+    "autoattack": AutoAttack(),
 }
 DEFAULT_ATTACKS = "fgsm,pgd-10,pgd-40,apgd-ce,cw-l2"
 MINIMAL = ("cw-l2", "hsj")
-SPEED_GOAL = {"fgsm": None, "pgd-10": 2.0, "pgd-40": 2.0, "apgd-ce": 2.0, "cw-l2": 10.0, "hsj": None}
+ONCE = (*MINIMAL, "autoattack")
+SPEED_GOAL = {
+    "fgsm": None,
+    "pgd-10": 2.0,
+    "pgd-40": 2.0,
+    "apgd-ce": 2.0,
+    "cw-l2": 10.0,
+    "hsj": None,
+    "autoattack": 10.0,
+}
+ART_AUTOATTACK = {
+    "std": (
+        "ART AutoAttack(norm=inf, eps, eps_step=2·eps, targeted=True) over APGD-CE and APGD-DLR (100 "
+        "iterations, 1 start each) and Square (5000 iterations, p_init 0.8, 1 restart): all three "
+        "untargeted, then all three targeted at each other class in index order (ART has no FAB, and its "
+        "targeted pass applies to every attack of the list)"
+    ),
+    "untargeted": (
+        "ART AutoAttack(norm=inf, eps, eps_step=2·eps, targeted=False) over APGD-CE and APGD-DLR (100 "
+        "iterations, 1 start each) and Square (5000 iterations, p_init 0.8, 1 restart)"
+    ),
+    "default": (
+        "ART AutoAttack(norm=inf, eps, eps_step=2·eps) with ART's default list: APGD-CE and APGD-DLR (100 "
+        "iterations, 5 starts each), DeepFool (100 iterations), Square (5000 iterations, p_init 0.8, 5 "
+        "restarts), untargeted"
+    ),
+}
+GARRISON_AUTOATTACK = (
+    "Garrison AutoAttack() standard L∞ set: APGD-CE (100 iterations, 1 start), APGD-T (targeted DLR, 100 "
+    "iterations, 9 targets), FAB-T (100 iterations, 9 targets), Square (5000 queries, p_init 0.8), each on "
+    "the samples still unbroken"
+)
 
 
-def plan(attacks: list[str], batch_size: int) -> list[dict[str, Any]]:
+def plan(attacks: list[str], batch_size: int, art_autoattack: str = "untargeted") -> list[dict[str, Any]]:
     """One entry per attack and epsilon (CW-L2 once)."""
     out = []
     for name in attacks:
         for eps in [None] if name in MINIMAL else EPSILONS:
             key = name if eps is None else f"{name}@{eps}"
-            out.append({"key": key, "attack": name, "eps": eps, "batch_size": batch_size})
+            entry: dict[str, Any] = {"key": key, "attack": name, "eps": eps, "batch_size": batch_size}
+            if name == "autoattack":
+                entry["art_attack"] = f"autoattack-{art_autoattack}"
+            out.append(entry)
     return out
 
 
@@ -101,7 +145,7 @@ def run_garrison(
         spec = SPECS[e["attack"]]
         runs = [
             run_attack(model, x, y, spec, e["eps"], valid_range=(0.0, 1.0), batch_size=batch_size, seed=0)
-            for _ in range(1 if e["attack"] in MINIMAL else repeat)
+            for _ in range(1 if e["attack"] in ONCE else repeat)
         ]
         result, outcome = min(runs, key=lambda r: r[0].seconds)
         out[e["key"]] = {
@@ -171,6 +215,12 @@ def main() -> int:
     )
     parser.add_argument("--no-art", action="store_true", help="run Garrison only")
     parser.add_argument(
+        "--art-autoattack",
+        choices=sorted(ART_AUTOATTACK),
+        default="untargeted",
+        help="which ART AutoAttack to set against Garrison's standard set (see the JSON setup)",
+    )
+    parser.add_argument(
         "--json", type=Path, help="write the results here (e.g. benchmarks/results/assess-evasion.json)"
     )
     args = parser.parse_args()
@@ -189,7 +239,7 @@ def main() -> int:
         f"CNN trained in {train_seconds:.1f} s; clean accuracy on {len(x)} samples {clean_acc:.3f}",
         file=sys.stderr,
     )
-    entries = plan(attacks, args.batch_size)
+    entries = plan(attacks, args.batch_size, args.art_autoattack)
     with_art = ART_PYTHON.exists() and not args.no_art
     tools: dict[str, dict[str, dict[str, Any]]] = (
         {"garrison": {}, "art": {}} if with_art else {"garrison": {}}
@@ -262,8 +312,14 @@ def main() -> int:
             f"(ok: {c['strength_ok']}), speed {ratio} (goal {c['speed_goal']}, ok: {c['speed_ok']})"
         )
     if args.json:
+        setup_extra: dict[str, Any] = {}
+        if "autoattack" in attacks:
+            setup_extra["autoattack"] = {
+                "garrison": GARRISON_AUTOATTACK,
+                "art": ART_AUTOATTACK[args.art_autoattack],
+            }
         doc = {
-            "benchmark": "assess-evasion",
+            "benchmark": "assess-evasion-autoattack" if attacks == ["autoattack"] else "assess-evasion",
             "setup": {
                 "samples": len(x),
                 "threads": args.threads,
@@ -276,6 +332,7 @@ def main() -> int:
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "art": "1.20.1" if with_art else "not run",
+                **setup_extra,
             },
             "rows": rows,
             "comparison": comparison,

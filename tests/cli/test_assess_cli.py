@@ -367,3 +367,156 @@ def test_html_report_has_the_curves_and_sarif_and_store_carry_the_findings(
     sarif = json.loads(run(cli, *common, "--format", "sarif").out)
     rule_ids = {r["ruleId"] for r in sarif["runs"][0]["results"]}
     assert rule_ids == {"GAR-ADV-001"}
+
+
+def test_an_onnx_file_is_scanned_then_attacked_as_a_black_box(
+    cli: Callable[..., Any], files: dict[str, Path], tmp_path: Path
+) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    data = np.load(files["npz"])
+    logreg = joblib.load(files["logreg"])
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1)],
+        "logreg",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 10])],
+        [
+            numpy_helper.from_array(logreg.coef_.astype(np.float32), "W"),
+            numpy_helper.from_array(logreg.intercept_.astype(np.float32), "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, tmp_path / "logreg.onnx")
+    res = run(
+        cli, "--model", str(tmp_path / "logreg.onnx"), "--data", str(files["npz"]), "--epsilons", "0.3",
+        "--attacks", "evasion,extraction", "--queries", "40", "--format", "json", samples="10",
+    )  # fmt: skip
+    assert res.code == 1, res.err
+    body = json.loads(res.out)
+    a = body["assessment"]
+    assert a["model"]["framework"] == "onnx"
+    assert a["model"]["has_gradients"] is False
+    assert [r["attack"] for r in a["evasion"]["results"]] == ["square"]  # the black-box default
+    expected = np.mean(logreg.predict(data["x"][:10]) == data["y"][:10])
+    assert a["clean_accuracy"] == pytest.approx(expected) or a["evasion"]["results"][0]["samples"] == 10
+    assert body["report"]["assets"][0]["format"] == "onnx"
+    assert body["report"]["assets"][0]["digest"].startswith("sha256:")
+    custom = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Run", ["x"], ["z"], domain="evil.ops")], "custom",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+            [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 10])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("evil.ops", 1)],
+    )  # fmt: skip
+    custom.ir_version = 9
+    onnx.save(custom, tmp_path / "custom.onnx")
+    refused = run(cli, "--model", str(tmp_path / "custom.onnx"), "--data", str(files["npz"]))
+    assert refused.code == 1
+    assert refused.out == ""
+
+
+def test_an_http_endpoint_is_attacked_through_its_api(
+    cli: Callable[..., Any], files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from tests.http_server import ThreadedHttpServer
+
+    logreg = joblib.load(files["logreg"])
+
+    class Endpoint(ThreadedHttpServer):
+        """The logistic regression's probabilities, for a caller with the right key only."""
+
+        rows = 0
+
+        async def respond(self, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+            if b"authorization: bearer gar_demo_key" not in head.lower():
+                status, payload = 401, {"error": "authentication required"}
+            else:
+                x = np.asarray(json.loads(body)["instances"], np.float64)
+                Endpoint.rows += len(x)
+                status, payload = 200, {"predictions": logreg.predict_proba(x).tolist()}
+            data = json.dumps(payload).encode()
+            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n" % (status, len(data)) + data)
+            await writer.drain()
+
+    server = Endpoint().start()
+    try:
+        monkeypatch.setenv("MODEL_KEY", "gar_demo_key")
+        res = run(
+            cli, "--model", server.url + "/predict?token=hidden", "--api-key-env", "MODEL_KEY",
+            "--data", str(files["npz"]), "--attacks", "extraction", "--queries", "30", "--format", "json",
+        )  # fmt: skip
+        assert res.code in (0, 1), res.err
+        body = json.loads(res.out)
+        assert body["assessment"]["model"]["framework"] == "http"
+        asset = body["report"]["assets"][0]
+        assert asset["kind"] == "endpoint"
+        assert "hidden" not in res.out  # the query string (a credential, often) never reaches the report
+        assert "gar_demo_key" not in res.out + res.err
+        assert body["assessment"]["extraction"]["queries"] == 30
+        assert Endpoint.rows >= 30 + body["assessment"]["extraction"]["test_samples"]
+        monkeypatch.delenv("MODEL_KEY")
+        denied = run(
+            cli, "--model", server.url + "/predict", "--data", str(files["npz"]), "--attacks", "extraction"
+        )
+        assert denied.code in (2, 3), denied.err
+        assert "401" in denied.err
+    finally:
+        server.stop()
+
+
+def test_attribute_inference_and_inversion_parts(cli: Callable[..., Any], files: dict[str, Path]) -> None:
+    """A forest that reads a planted sensitive column leaks it; the torch MLP's digits can be inverted."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, 400)
+    x = np.column_stack([rng.normal(size=(400, 3)), s]).astype(np.float32)
+    y = ((x[:, 0] + 2.0 * s + rng.normal(scale=0.5, size=400)) > 1.0).astype(np.int64)
+    joblib.dump(RandomForestClassifier(n_estimators=30, random_state=0).fit(x[:200], y[:200]), "rf.joblib")
+    np.savez("tab_train.npz", x=x[:200], y=y[:200])
+    np.savez("tab_test.npz", x=x[200:], y=y[200:])
+    missing = run(cli, "--model", "rf.joblib", "--data", "tab_test.npz", "--train-data", "tab_train.npz",
+                  "--attacks", "attribute")  # fmt: skip
+    assert missing.code == 2
+    assert "--sensitive" in missing.err
+    outside = run(cli, "--model", "rf.joblib", "--data", "tab_test.npz", "--train-data", "tab_train.npz",
+                  "--attacks", "attribute", "--sensitive", "9")  # fmt: skip
+    assert outside.code == 2
+    assert "columns 0 to 3" in outside.err
+    res = run(
+        cli, "--model", "rf.joblib", "--data", "tab_test.npz", "--train-data", "tab_train.npz",
+        "--attacks", "attribute", "--sensitive", "3", "--format", "json",
+    )  # fmt: skip
+    assert res.code == 1, res.err
+    body = json.loads(res.out)
+    attribute = body["assessment"]["attribute"]
+    assert attribute["sensitive_column"] == 3
+    assert attribute["thresholds"] == {"max_advantage": 0.1, "max_member_gap": 0.05}
+    best = max(r["member_advantage"] for r in attribute["results"] if r["uses_model"])
+    assert best > 0.1
+    assert "GAR-AIN-001" in {f["rule"]["id"] for f in body["report"]["findings"]}
+
+    inverted = run(
+        cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--attacks", "inversion",
+        "--inversion-steps", "60", "--format", "json",
+    )  # fmt: skip
+    assert inverted.code == 1, inverted.err
+    inversion = json.loads(inverted.out)["assessment"]["inversion"]
+    assert len(inversion["reconstructions"]) == 10
+    assert inversion["identification_rate"] >= 0.5
+    assert inversion["thresholds"] == {"min_identified": 0.5}
+    page = Path("inversion.html")
+    run(cli, "--model", str(files["mlp"]), "--data", str(files["npz"]), "--attacks", "inversion",
+        "--inversion-steps", "20", "--format", "html", "-o", str(page))  # fmt: skip
+    html = page.read_text(encoding="utf-8")
+    assert "Model inversion" in html
+    assert html.count("data:image/png;base64,") == 20  # a reconstruction and a class mean per class
+    forest = run(cli, "--model", "rf.joblib", "--data", "tab_test.npz", "--attacks", "inversion")
+    assert forest.code == 2
+    assert "model inversion needs input gradients" in forest.err

@@ -103,3 +103,39 @@ def dlr_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def ce_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per sample."""
     return z.logsumexp(1) - z.gather(1, y[:, None])[:, 0]
+
+
+def dlr_targeted_loss(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Targeted difference of logits ratio (Croce & Hein 2020), per sample; larger means nearer ``t``.
+
+    ``-(z_y - z_t) / (z_π1 - (z_π3 + z_π4) / 2 + 1e-12)`` with π the scores sorted in decreasing
+    order. Needs at least four classes.
+    """
+    top = z.topk(4, dim=1).values
+    diff = z.gather(1, y[:, None])[:, 0] - z.gather(1, t[:, None])[:, 0]
+    return -diff / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def other_classes_by_score(z: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` classes other than ``y`` with the highest scores, best first, as (N, k) indices."""
+    masked = z.scatter(1, y[:, None], -math.inf)
+    out: torch.Tensor = masked.topk(k, dim=1).indices
+    return out
+
+
+def targets_per_pass(n_samples: int, n_targets: int, numel: int, max_values: int = 2**24) -> int:
+    """How many target classes to attack side by side (the batch stacked once per target): all that are
+    left while the stacked inputs stay under ``max_values`` numbers, at least one.
+    """
+    return max(1, min(n_targets, max_values // max(n_samples * numel, 1)))
+
+
+def first_row_per_sample(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For rows belonging to ``samples`` (sample index per row, repeats allowed): the distinct samples and,
+    for each, the position of its first row.
+    """
+    position = samples.new_ones(len(samples)).cumsum(0) - 1
+    size = int(samples.max()) + 1 if len(samples) else 0
+    first = samples.new_full((size,), len(samples)).scatter_reduce(0, samples, position, reduce="amin")
+    present = (first < len(samples)).nonzero()[:, 0]
+    return present, first[present]

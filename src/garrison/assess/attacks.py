@@ -24,6 +24,12 @@ def _check_norm(norm: str) -> None:
         raise ConfigError(f"unknown norm {norm!r}", hint="use 'linf' or 'l2'")
 
 
+def _check_positive(label: str, **counts: int) -> None:
+    for name, value in counts.items():
+        if value < 1:
+            raise ConfigError(f"{label}: {name} must be at least 1, got {value}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FGSM:
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size ε (L2: fast gradient method)."""
@@ -303,7 +309,178 @@ class HopSkipJump:
         )
 
 
-AttackSpec = FGSM | PGD | APGD | CarliniWagnerL2 | SquareAttack | HopSkipJump
+@dataclass(frozen=True, slots=True, kw_only=True)
+class APGDTargeted:
+    """APGD-T (Croce & Hein 2020): APGD on the targeted DLR loss towards each of the ``targets``
+    best-scoring wrong classes (run side by side in one batch). Needs at least four classes.
+    """
+
+    norm: str = "linf"
+    """``"linf"`` or ``"l2"``."""
+    steps: int = 100
+    """Iterations per target class and restart."""
+    restarts: int = 1
+    """Random starts per target class."""
+    targets: int = 9
+    """Target classes tried (at most the number of classes − 1)."""
+
+    needs_gradients: ClassVar[bool] = True
+    uses_epsilon: ClassVar[bool] = True
+
+    @property
+    def label(self) -> str:
+        """Name in results: ``apgd-t`` or ``apgd-t-l2``."""
+        return "apgd-t" + ("" if self.norm == "linf" else "-l2")
+
+    def run(
+        self,
+        forward: Forward,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        epsilon: float,
+        lo: float,
+        hi: float,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attack one batch of correctly classified samples."""
+        from garrison.assess.evasion_pgd import apgd_targeted
+
+        _check_norm(self.norm)
+        _check_positive(self.label, steps=self.steps, restarts=self.restarts, targets=self.targets)
+        return apgd_targeted(
+            forward,
+            x,
+            y,
+            eps=epsilon,
+            norm=self.norm,
+            steps=self.steps,
+            restarts=self.restarts,
+            targets=self.targets,
+            lo=lo,
+            hi=hi,
+            gen=gen,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FABTargeted:
+    """FAB-T, L∞ (Croce & Hein 2020): the targeted fast adaptive boundary attack towards each of the
+    ``targets`` best-scoring wrong classes (run side by side in one batch); a sample is broken when the
+    smallest adversarial found is within ε (see :mod:`garrison.assess.evasion_fab`).
+    """
+
+    steps: int = 100
+    """Iterations per target class and restart."""
+    restarts: int = 1
+    """Starts per target class: the input itself, then random points near it."""
+    targets: int = 9
+    """Target classes tried (at most the number of classes − 1)."""
+    eta: float = 1.05
+    """Overshoot of each projection onto the linearised boundary."""
+    alpha_max: float = 0.1
+    """Largest weight of the step taken from the original input."""
+    beta: float = 0.9
+    """Backward step: a misclassified iterate moves to ``x + β·(x_i − x)``."""
+
+    needs_gradients: ClassVar[bool] = True
+    uses_epsilon: ClassVar[bool] = True
+    norm: ClassVar[str] = "linf"
+    label: ClassVar[str] = "fab-t"
+
+    def run(
+        self,
+        forward: Forward,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        epsilon: float,
+        lo: float,
+        hi: float,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attack one batch of correctly classified samples."""
+        from garrison.assess.evasion_fab import fab_targeted
+
+        _check_positive(self.label, steps=self.steps, restarts=self.restarts, targets=self.targets)
+        return fab_targeted(
+            forward,
+            x,
+            y,
+            eps=epsilon,
+            steps=self.steps,
+            restarts=self.restarts,
+            targets=self.targets,
+            lo=lo,
+            hi=hi,
+            gen=gen,
+            eta=self.eta,
+            alpha_max=self.alpha_max,
+            beta=self.beta,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AutoAttack:
+    """AutoAttack, standard version, L∞ (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T and Square in
+    sequence, each on the samples the earlier ones left unbroken (see
+    :mod:`garrison.assess.evasion_autoattack`). APGD-T is left out for models with fewer than four classes.
+    """
+
+    apgd_steps: int = 100
+    """Iterations of APGD-CE and of APGD-T per target class."""
+    targets: int = 9
+    """Target classes of APGD-T and FAB-T."""
+    fab_steps: int = 100
+    """FAB-T iterations per target class."""
+    square_queries: int = 5000
+    """Square's query budget per sample."""
+
+    needs_gradients: ClassVar[bool] = True
+    uses_epsilon: ClassVar[bool] = True
+    norm: ClassVar[str] = "linf"
+    label: ClassVar[str] = "autoattack"
+
+    def run(
+        self,
+        forward: Forward,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        epsilon: float,
+        lo: float,
+        hi: float,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attack one batch of correctly classified samples."""
+        from garrison.assess.evasion_autoattack import autoattack_standard
+
+        _check_positive(
+            self.label,
+            apgd_steps=self.apgd_steps,
+            targets=self.targets,
+            fab_steps=self.fab_steps,
+            square_queries=self.square_queries,
+        )
+        x_adv, broken, _ = autoattack_standard(
+            forward,
+            x,
+            y,
+            eps=epsilon,
+            apgd_steps=self.apgd_steps,
+            targets=self.targets,
+            fab_steps=self.fab_steps,
+            square_queries=self.square_queries,
+            lo=lo,
+            hi=hi,
+            gen=gen,
+        )
+        return x_adv, broken
+
+
+AttackSpec = (
+    FGSM | PGD | APGD | APGDTargeted | FABTargeted | AutoAttack | CarliniWagnerL2 | SquareAttack | HopSkipJump
+)
 """Any attack specification :func:`run_attack` accepts."""
 
 
@@ -311,7 +488,8 @@ def attack_from_name(name: str) -> AttackSpec:
     """The attack a name stands for, with its default parameters.
 
     ``fgsm``, ``fgm-l2``, ``pgd`` (10 steps), ``pgd-N``, ``pgd-l2``, ``pgd-l2-N``, ``apgd-ce``,
-    ``apgd-dlr`` (append ``-l2`` for the L2 versions), ``cw-l2``, ``square``, ``hopskipjump`` (``hsj``).
+    ``apgd-dlr``, ``apgd-t`` (append ``-l2`` for the L2 versions), ``fab-t``, ``autoattack`` (the standard
+    L∞ set), ``cw-l2``, ``square``, ``hopskipjump`` (``hsj``).
     """
     key = name.strip().lower()
     fixed: dict[str, AttackSpec] = {
@@ -321,6 +499,10 @@ def attack_from_name(name: str) -> AttackSpec:
         "apgd-dlr": APGD(loss="dlr"),
         "apgd-ce-l2": APGD(norm="l2"),
         "apgd-dlr-l2": APGD(loss="dlr", norm="l2"),
+        "apgd-t": APGDTargeted(),
+        "apgd-t-l2": APGDTargeted(norm="l2"),
+        "fab-t": FABTargeted(),
+        "autoattack": AutoAttack(),
         "cw-l2": CarliniWagnerL2(),
         "square": SquareAttack(),
         "hopskipjump": HopSkipJump(),

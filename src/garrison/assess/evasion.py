@@ -5,10 +5,11 @@
 ``model`` is a torch module, a scikit-learn estimator or a :class:`~garrison.assess.ModelAdapter`;
 ``x`` and ``y`` are numpy arrays or torch tensors (inputs in the model's own shape, labels as the
 model's classes). Attacks are named (see :func:`attack_from_name`) or given as spec objects
-(:class:`FGSM`, :class:`PGD`, :class:`APGD`, :class:`CarliniWagnerL2`, :class:`SquareAttack`,
-:class:`HopSkipJump`). Gradient attacks need a model with gradients (a torch module, a converted
-scikit-learn model); on any other model they raise :class:`GradientUnavailableError` before anything
-runs, and the black-box attacks remain: Square (scores) and HopSkipJump (labels only).
+(:class:`FGSM`, :class:`PGD`, :class:`APGD`, :class:`APGDTargeted`, :class:`FABTargeted`,
+:class:`AutoAttack`, :class:`CarliniWagnerL2`, :class:`SquareAttack`, :class:`HopSkipJump`). Gradient
+attacks need a model with gradients (a torch module, a converted scikit-learn model); on any other model
+they raise :class:`GradientUnavailableError` before anything runs, and the black-box attacks remain:
+Square (scores) and HopSkipJump (labels only).
 
 Epsilons are in the input's own units. Every adversarial input is clipped to the valid range: the one
 declared with ``valid_range``, or else one inferred from the data — [0, 1] if the data lies in it,
@@ -41,8 +42,11 @@ from garrison.assess.attacks import (
     APGD,
     FGSM,
     PGD,
+    APGDTargeted,
     AttackSpec,
+    AutoAttack,
     CarliniWagnerL2,
+    FABTargeted,
     HopSkipJump,
     SquareAttack,
     attack_from_name,
@@ -54,8 +58,11 @@ __all__ = [
     "APGD",
     "FGSM",
     "PGD",
+    "APGDTargeted",
     "AttackSpec",
+    "AutoAttack",
     "CarliniWagnerL2",
+    "FABTargeted",
     "HopSkipJump",
     "SquareAttack",
     "attack_from_name",
@@ -109,7 +116,7 @@ class _Prepared:
 def _model_info(adapter: ModelAdapter, prep: _Prepared) -> ModelInfo:
     return ModelInfo(
         name=adapter.name,
-        framework="sklearn" if isinstance(adapter, SklearnModel) else "torch",
+        framework=getattr(adapter, "framework", "sklearn" if isinstance(adapter, SklearnModel) else "torch"),
         output_kind=adapter.output_kind.value,
         n_classes=adapter.n_classes,
         input_shape=tuple(prep.x.shape[1:]),
@@ -130,6 +137,11 @@ def _check_applicable(adapter: ModelAdapter, spec: AttackSpec) -> None:
     if isinstance(spec, APGD) and spec.loss == "dlr" and adapter.n_classes < 3:
         raise ConfigError(
             f"apgd-dlr needs at least 3 classes; {adapter.name} has {adapter.n_classes}", hint="use apgd-ce"
+        )
+    if isinstance(spec, APGDTargeted) and adapter.n_classes < 4:
+        raise ConfigError(
+            f"{spec.label} needs at least 4 classes; {adapter.name} has {adapter.n_classes}",
+            hint="use apgd-ce, or fab-t for a targeted attack",
         )
 
 

@@ -1,4 +1,5 @@
-"""Gradient attacks in a norm ball: FGSM, PGD with random restarts, and APGD (CE and DLR losses).
+"""Gradient attacks in a norm ball: FGSM, PGD with random restarts, APGD (CE and DLR losses) and APGD-T
+(targeted DLR towards each of the best-scoring other classes in turn).
 
 Each function takes a forward function (inputs to logit-like scores), the inputs ``x`` and true class
 indices ``y`` of the samples to attack (all classified correctly clean), and returns ``(x_adv, broken)``:
@@ -15,21 +16,38 @@ import math
 from typing import TYPE_CHECKING
 
 from garrison.assess.adapters import require_torch
-from garrison.assess.attack_core import Forward, ce_loss, dlr_loss, project, random_start, step_direction
+from garrison.assess.attack_core import (
+    Forward,
+    ce_loss,
+    dlr_loss,
+    dlr_targeted_loss,
+    first_row_per_sample,
+    other_classes_by_score,
+    project,
+    random_start,
+    step_direction,
+    targets_per_pass,
+)
 
 if TYPE_CHECKING:
     import torch
 
 
 def _loss_and_grad(
-    forward: Forward, x: torch.Tensor, y: torch.Tensor, loss: str
+    forward: Forward, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample loss, its input gradient and the scores at ``x``."""
+    """Per-sample loss, its input gradient and the scores at ``x`` (``target`` for ``dlr-t`` only)."""
     torch = require_torch("evasion attacks")
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         z = forward(xg)
-        per = ce_loss(z, y) if loss == "ce" else dlr_loss(z, y)
+        if loss == "ce":
+            per = ce_loss(z, y)
+        elif loss == "dlr":
+            per = dlr_loss(z, y)
+        else:
+            assert target is not None
+            per = dlr_targeted_loss(z, y, target)
         (g,) = torch.autograd.grad(per.sum(), xg)
     return per.detach(), g.detach(), z.detach()
 
@@ -91,6 +109,17 @@ def pgd(
     return best, broken
 
 
+def _settled(broken: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+    """Rows that need no more work: broken ones and, with ``group``, every row of a group with one."""
+    if group is None:
+        return broken
+    th = require_torch("evasion attacks")
+    done = th.zeros(int(group.max()) + 1 if len(group) else 0, dtype=th.bool, device=group.device)
+    done[group[broken]] = True
+    out: torch.Tensor = done[group]
+    return out
+
+
 def apgd_checkpoints(steps: int) -> list[int]:
     """Iterations at which APGD may halve its step: ``ceil(p_j * steps)`` with p_0 = 0, p_1 = 0.22 and
     p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06) (Croce & Hein 2020, section 3.2).
@@ -109,11 +138,17 @@ class _ApgdState:
     """Per-sample tensors of one APGD restart, all indexed alike so that broken samples drop out together."""
 
     def __init__(
-        self, idx: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, xk: torch.Tensor, eps: float
+        self,
+        idx: torch.Tensor,
+        x0: torch.Tensor,
+        y0: torch.Tensor,
+        t0: torch.Tensor,
+        xk: torch.Tensor,
+        eps: float,
     ) -> None:
         torch = require_torch("evasion attacks")
         n = len(idx)
-        self.idx, self.x0, self.y0, self.xk = idx, x0, y0, xk
+        self.idx, self.x0, self.y0, self.t0, self.xk = idx, x0, y0, t0, xk
         self.eta = torch.full((n,), 2.0 * eps, dtype=x0.dtype, device=x0.device)
         self.f_prev = torch.full((n,), -math.inf, dtype=x0.dtype, device=x0.device)
         self.f_best = self.f_prev.clone()
@@ -121,7 +156,20 @@ class _ApgdState:
         self.increases = torch.zeros(n, dtype=x0.dtype, device=x0.device)
         self.eta_ckpt, self.f_best_ckpt = self.eta.clone(), self.f_best.clone()
 
-    _FIELDS = ("idx", "x0", "y0", "xk", "eta", "f_prev", "f_best", "x_best", "g_best", "x_prev", "increases")
+    _FIELDS = (
+        "idx",
+        "x0",
+        "y0",
+        "t0",
+        "xk",
+        "eta",
+        "f_prev",
+        "f_best",
+        "x_best",
+        "g_best",
+        "x_prev",
+        "increases",
+    )
 
     def keep(self, mask: torch.Tensor) -> None:
         """Drop the samples where ``mask`` is False."""
@@ -171,10 +219,16 @@ def apgd(
     gen: torch.Generator,
     rho: float = 0.75,
     momentum: float = 0.75,
+    target: torch.Tensor | None = None,
+    group: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Auto-PGD (Croce & Hein 2020): momentum 0.75, step 2ε halved at checkpoints when fewer than
     ``rho`` of the steps since the last checkpoint increased the loss, or when neither the step nor the
     best loss changed since it; a halving restarts from the best point found.
+
+    ``loss`` is ``ce``, ``dlr`` or ``dlr-t`` (targeted DLR towards ``target``, one class per sample). A
+    sample counts as broken when it is misclassified, as whatever class. ``group`` (one id per row) ties
+    rows that stand for the same sample: once one of them is broken, the others stop too.
     """
     torch = require_torch("evasion attacks")
     checkpoints = set(apgd_checkpoints(steps))
@@ -182,19 +236,21 @@ def apgd(
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     view = (-1,) + (1,) * (x.ndim - 1)
     for _ in range(restarts):
-        idx = (~broken).nonzero()[:, 0]
+        idx = (~_settled(broken, group)).nonzero()[:, 0]
         if len(idx) == 0:
             break
-        st = _ApgdState(idx, x[idx], y[idx], random_start(x[idx], eps, norm, gen, lo, hi), eps)
+        t0 = y[idx] if target is None else target[idx]
+        st = _ApgdState(idx, x[idx], y[idx], t0, random_start(x[idx], eps, norm, gen, lo, hi), eps)
         last_ckpt = 0
         for k in range(steps):
-            f, g, z = _loss_and_grad(forward, st.xk, st.y0, loss)
+            f, g, z = _loss_and_grad(forward, st.xk, st.y0, loss, st.t0)
             wrong = z.argmax(1) != st.y0
             if wrong.any():
                 best[st.idx[wrong]] = st.xk[wrong]
                 broken[st.idx[wrong]] = True
-                st.keep(~wrong)
-                f, g = f[~wrong], g[~wrong]
+                stay = ~_settled(broken, group)[st.idx]
+                st.keep(stay)
+                f, g = f[stay], g[stay]
                 if len(st.idx) == 0:
                     break
             st.record(f, g, first=k == 0)
@@ -213,4 +269,65 @@ def apgd(
                 wrong = forward(st.xk).argmax(1) != st.y0
             best[st.idx[wrong]] = st.xk[wrong]
             broken[st.idx[wrong]] = True
+    return best, broken
+
+
+def apgd_targeted(
+    forward: Forward,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    steps: int,
+    restarts: int,
+    targets: int,
+    lo: float,
+    hi: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """APGD-T (Croce & Hein 2020): APGD on the targeted DLR loss towards each of the ``targets``
+    best-scoring wrong classes at the clean input. Needs at least four classes (the loss reads the four
+    highest scores).
+
+    The targets are attacked side by side, the unbroken samples stacked once per target in one batch (as
+    many targets per pass as memory allows, see :func:`targets_per_pass`): a sample is broken when any of
+    its targeted runs breaks it, as in the sequential schedule, and small batches run in far fewer model
+    calls.
+    """
+    torch = require_torch("evasion attacks")
+    with torch.no_grad():
+        z = forward(x)
+    order = other_classes_by_score(z, y, min(targets, z.shape[1] - 1))
+    best = x.clone()
+    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    numel = x[0].numel() if len(x) else 1
+    k = 0
+    while k < order.shape[1]:
+        idx = (~broken).nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        g = targets_per_pass(len(idx), order.shape[1] - k, numel)
+        rows = idx.repeat(g)
+        xa, ok = apgd(
+            forward,
+            x[rows],
+            y[rows],
+            eps=eps,
+            norm=norm,
+            steps=steps,
+            restarts=restarts,
+            loss="dlr-t",
+            lo=lo,
+            hi=hi,
+            gen=gen,
+            target=order[idx, k : k + g].T.reshape(-1),
+            group=rows,
+        )
+        hit = ok.nonzero()[:, 0]
+        if len(hit):
+            samples, first = first_row_per_sample(rows[hit])
+            best[samples] = xa[hit[first]]
+            broken[samples] = True
+        k += g
     return best, broken

@@ -99,11 +99,11 @@ ATTRIBUTE_MEMORISED = Rule(
     title="The model memorised a sensitive column of its training records",
     severity=Severity.HIGH,
     description=(
-        "An attribute-inference attack gains over the baseline on the model's training records, and "
-        "more than on records it never saw, by more than the policy's gap (assess-max-attribute-member-gap, "
-        "default 0.05): the model is a "
-        "better oracle for the column of the people it was trained on. That is disclosure about "
-        "those people specifically, the case privacy law cares about, and comes from overfitting."
+        "An attribute-inference attack beats the baseline on the model's training records, and gains "
+        "more there than on records it never saw, by more than the policy's gap "
+        "(assess-max-attribute-member-gap, default 0.05): the model is a better oracle for the "
+        "column of the people it was trained on. That is disclosure about those people "
+        "specifically, the case privacy law cares about, and comes from overfitting."
     ),
     remediation=(
         "Reduce memorisation and measure again: regularise (weight decay, early stopping, fewer or "
@@ -234,8 +234,8 @@ def attribute_findings(
     report: AttributeInferenceReport, asset: Asset, thresholds: AttributeThresholds | None = None
 ) -> list[Finding]:
     """GAR-AIN-001 for the model attack with the largest advantage above the policy; GAR-AIN-002 for
-    the one whose member advantage most exceeds its non-member advantage beyond the policy's gap (its
-    member advantage itself above the gap: a smaller loss on members is no memorisation)."""
+    the one whose member advantage most exceeds its non-member advantage beyond the policy's gap (it
+    must beat the baseline on members: a smaller loss there is no disclosure)."""
     policy = thresholds or AttributeThresholds()
     attacks = [r for r in report.results if r.uses_model]
     baseline = max(
@@ -272,7 +272,7 @@ def attribute_findings(
     gaps = [
         r
         for r in attacks
-        if r.member_advantage > policy.max_member_gap  # a real gain on members, not a smaller loss
+        if r.member_advantage > 0.0  # beats the baseline on members: a gain, not a smaller loss
         and r.member_advantage - r.non_member_advantage > policy.max_member_gap
     ]
     if gaps:

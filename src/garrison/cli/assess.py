@@ -240,8 +240,9 @@ def model(
         typer.Option(
             "--methods",
             metavar="LIST",
-            help="Evasion attacks: fgsm, fgm-l2, pgd-N, pgd-l2-N, apgd-ce, apgd-dlr, cw-l2, square, "
-            "hopskipjump. Default: fgsm,pgd-10,apgd-ce,cw-l2 (square on a model without gradients).",
+            help="Evasion attacks: fgsm, fgm-l2, pgd-N, pgd-l2-N, apgd-ce, apgd-dlr, apgd-t, fab-t, "
+            "autoattack (APGD-CE, APGD-T, FAB-T, Square), cw-l2, square, hopskipjump. Default: "
+            "fgsm,pgd-10,apgd-ce,cw-l2 (square on a model without gradients).",
             show_default=False,
         ),
     ] = None,
