@@ -139,3 +139,45 @@ def test_other_formats_still_go_to_the_pickle_loader(tmp_path: Path) -> None:
     assert not is_onnx_file(path)
     with pytest.raises(ConfigError, match="is a dict, which the gateway cannot serve"):
         load_local_model(LocalModelConfig(path=path, require_signature=False), where="r")
+
+
+def test_an_onnx_route_is_served_through_the_gateway_with_output_controls(
+    keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """End to end: a signed ONNX file behind a kind: local route, output rounded for the role."""
+    import json
+
+    from tests.gateway.harness import UpstreamStub, base_config, http, running
+
+    private, public = keys
+    path = signed(tmp_path / "route.onnx", linear(), private)
+    upstream = UpstreamStub().start()
+    try:
+        config = base_config(upstream.port, tmp_path)
+        config["routes"].append(
+            {
+                "name": "onnx-local",
+                "path": "/onnx",
+                "kind": "local",
+                "local": {"path": str(path), "key": str(public), "softmax": True},
+                "validation": {"features": {"shape": [None, 4], "min": 0, "max": 10}},
+                "output": {"scorer": {"mode": "round", "decimals": 2}},
+            }
+        )
+        config["roles"]["scorer"]["allow"][0]["routes"].append("onnx-local")
+        with running(config, tmp_path, {"scorer": ["scorer"]}) as gateway:
+            status, _, body = http(
+                gateway.port, "POST", "/onnx", body={"inputs": X.tolist()}, key=gateway.keys["scorer"]
+            )
+            assert status == 200, body
+            rows = np.asarray(json.loads(body)["predictions"])
+            z = X @ W
+            expected = np.exp(z - z.max(1, keepdims=True))
+            expected /= expected.sum(1, keepdims=True)
+            np.testing.assert_allclose(rows, np.round(expected, 2), atol=1e-9)
+            status, _, _ = http(
+                gateway.port, "POST", "/onnx", body={"inputs": [[1, 2]]}, key=gateway.keys["scorer"]
+            )
+            assert status == 422
+    finally:
+        upstream.stop()
