@@ -3,8 +3,8 @@
 :class:`OnnxModel` wraps an ``onnxruntime.InferenceSession``, or loads a ``.onnx`` file into a hardened
 one (CPU only, no custom-op library, no profiling or optimised-model files written; refused before
 ONNX Runtime sees it when it uses a custom operator domain or external data outside its directory).
-The operator and external-data checks reuse the supply-chain scanner's ONNX parser
-(:mod:`garrison.supplychain.onnx`), imported when a model is checked.
+The operator and external-data checks use the ONNX reader the supply-chain scanner uses
+(:mod:`garrison.formats.onnx_model`, :mod:`garrison.formats.onnx_paths`).
 """
 
 from __future__ import annotations
@@ -60,9 +60,8 @@ def check_onnx_bytes(data: bytes, model_dir: Path, label: str, *, allow_external
     is false. These are the checks of Garrison's ONNX scanner (GAR-ONNX-001, 101 to 105, 201).
     """
     # The ONNX scanner's parser and path checks, shared rather than written twice.
-    from garrison.supplychain.onnx.detector import RUNTIME_DOMAINS, STANDARD_DOMAINS
-    from garrison.supplychain.onnx.model import read_model
-    from garrison.supplychain.onnx.paths import check_entry
+    from garrison.formats.onnx_model import RUNTIME_DOMAINS, STANDARD_DOMAINS, read_model
+    from garrison.formats.onnx_paths import check_entry
 
     result = read_model(data)
     if result.problem or result.limit:

@@ -20,19 +20,31 @@ from garrison.core.findings import Finding
 from garrison.core.registry import FileDetector, FileTarget
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
+from garrison.formats.onnx_model import RUNTIME_DOMAINS, STANDARD_DOMAINS, Node, read_model
+from garrison.formats.onnx_paths import PathKind, check_entry
 from garrison.supplychain.formats_extra.common import file_name, finding, mapped, short
-from garrison.supplychain.onnx.model import Node, read_model
-from garrison.supplychain.onnx.paths import check_entry
-from garrison.supplychain.onnx.rules import CUSTOM_OPERATOR, MALFORMED_MODEL, RULES, SCAN_LIMIT
+from garrison.supplychain.onnx.rules import (
+    ABSOLUTE_EXTERNAL_PATH,
+    CUSTOM_OPERATOR,
+    HARDLINK_EXTERNAL_DATA,
+    MALFORMED_MODEL,
+    RULES,
+    SCAN_LIMIT,
+    SYMLINK_EXTERNAL_PATH,
+    TRAVERSAL_EXTERNAL_PATH,
+)
 
 MAX_BYTES = 4 * 2**30
 """Largest file parsed (protobuf itself stops at 2 GiB)."""
 
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
-RUNTIME_DOMAINS = frozenset(
-    {"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.microsoft.dml"}
-)
-"""Domains whose operators ship inside ONNX Runtime (see the module docstring)."""
+PATH_RULES: dict[PathKind, Rule] = {
+    "malformed": MALFORMED_MODEL,
+    "absolute": ABSOLUTE_EXTERNAL_PATH,
+    "traversal": TRAVERSAL_EXTERNAL_PATH,
+    "symlink": SYMLINK_EXTERNAL_PATH,
+    "hardlink": HARDLINK_EXTERNAL_DATA,
+}
+"""The rule each kind of external-data path problem is reported under."""
 
 MAX_FINDINGS_PER_RULE = 50
 
@@ -82,13 +94,14 @@ class OnnxScanner(FileDetector):
                     f"{', '.join(sorted(set(tensor.repeated)))}.",
                 )
             for issue in check_entry(target.path.parent, tensor.entries):
-                emitted[issue.rule.id] += 1
-                if emitted[issue.rule.id] > MAX_FINDINGS_PER_RULE:
+                rule = PATH_RULES[issue.kind]
+                emitted[rule.id] += 1
+                if emitted[rule.id] > MAX_FINDINGS_PER_RULE:
                     continue
                 location = tensor.entries.get("location", "")
                 yield finding(
                     self.name,
-                    issue.rule,
+                    rule,
                     target,
                     f"{name}: tensor {short(tensor.name)!r} ({tensor.where}): {issue.message}: "
                     f"{short(location)!r}.",

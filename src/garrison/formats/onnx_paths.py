@@ -1,7 +1,8 @@
-"""Checks of an external-data location against the model's directory, on paper and on disk.
+"""Checks of an ONNX external-data location against the model's directory, on paper and on disk.
 
 On disk the checks use ``lstat`` and ``realpath`` only: they see where links point, never open
-or read what they point to.
+or read what they point to. Each problem has a :data:`PathKind`; the supply-chain scanner maps kinds
+to its rules (GAR-ONNX-101 to 105), the assessment adapters refuse the model on any of them.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from garrison.core.rules import Rule
 from garrison.formats.hfcache import snapshot_blob
-from garrison.supplychain.onnx.rules import (
-    ABSOLUTE_EXTERNAL_PATH,
-    HARDLINK_EXTERNAL_DATA,
-    MALFORMED_MODEL,
-    SYMLINK_EXTERNAL_PATH,
-    TRAVERSAL_EXTERNAL_PATH,
-)
+
+PathKind = Literal["malformed", "absolute", "traversal", "symlink", "hardlink"]
+"""What is wrong with a location: malformed entries, an absolute path, a climb out of the model's
+directory, a link that leads out of it, or a data file with several hard links."""
 
 _ABSOLUTE = re.compile(r"^(?:[/\\]|[A-Za-z]:|~)")
 
@@ -29,8 +27,10 @@ _ABSOLUTE = re.compile(r"^(?:[/\\]|[A-Za-z]:|~)")
 class PathIssue:
     """One problem with an external-data location."""
 
-    rule: Rule
+    kind: PathKind
+    """What sort of problem it is."""
     message: str
+    """The problem in words."""
 
 
 def _int(value: str | None) -> int | None:
@@ -43,17 +43,15 @@ def check_entry(model_dir: Path, entries: dict[str, str]) -> list[PathIssue]:
     """Problems of one tensor's external-data entries, relative to ``model_dir``."""
     location = entries.get("location")
     if not location:
-        return [PathIssue(rule=MALFORMED_MODEL, message="external data has no location")]
+        return [PathIssue(kind="malformed", message="external data has no location")]
     if "\x00" in location:
-        return [PathIssue(rule=MALFORMED_MODEL, message="external data location contains a NUL byte")]
+        return [PathIssue(kind="malformed", message="external data location contains a NUL byte")]
     issues = []
     offset, length = _int(entries.get("offset")), _int(entries.get("length"))
     if (offset is not None and offset < 0) or (length is not None and length < 0):
-        issues.append(
-            PathIssue(rule=MALFORMED_MODEL, message="external data offset or length is not a number")
-        )
+        issues.append(PathIssue(kind="malformed", message="external data offset or length is not a number"))
     if _ABSOLUTE.match(location):
-        return [*issues, PathIssue(rule=ABSOLUTE_EXTERNAL_PATH, message="external data location is absolute")]
+        return [*issues, PathIssue(kind="absolute", message="external data location is absolute")]
     depth = 0
     parts = [p for p in location.replace("\\", "/").split("/") if p not in ("", ".")]
     for part in parts:
@@ -62,7 +60,7 @@ def check_entry(model_dir: Path, entries: dict[str, str]) -> list[PathIssue]:
             return [
                 *issues,
                 PathIssue(
-                    rule=TRAVERSAL_EXTERNAL_PATH,
+                    kind="traversal",
                     message="external data location climbs out of the model directory",
                 ),
             ]
@@ -97,7 +95,7 @@ def _on_disk(model_dir: Path, parts: list[str], offset: int | None, length: int 
                 which = "file" if index == len(parts) - 1 else "parent directory"
                 return [
                     PathIssue(
-                        rule=SYMLINK_EXTERNAL_PATH,
+                        kind="symlink",
                         message=f"external data {which} {part!r} is a symlink resolving outside the "
                         "model directory",
                     )
@@ -107,22 +105,16 @@ def _on_disk(model_dir: Path, parts: list[str], offset: int | None, length: int 
     except (OSError, ValueError):
         return []
     if not hub_blob and not _inside(os.path.realpath(current), root):
-        return [
-            PathIssue(
-                rule=SYMLINK_EXTERNAL_PATH, message="external data resolves outside the model directory"
-            )
-        ]
+        return [PathIssue(kind="symlink", message="external data resolves outside the model directory")]
     if not stat.S_ISREG(final.st_mode):
-        return [PathIssue(rule=MALFORMED_MODEL, message="external data location is not a regular file")]
+        return [PathIssue(kind="malformed", message="external data location is not a regular file")]
     issues = []
     if final.st_nlink > 1:
         issues.append(
-            PathIssue(
-                rule=HARDLINK_EXTERNAL_DATA, message=f"external data file has {final.st_nlink} hard links"
-            )
+            PathIssue(kind="hardlink", message=f"external data file has {final.st_nlink} hard links")
         )
     if (offset or 0) + (length or 0) > final.st_size:
         issues.append(
-            PathIssue(rule=MALFORMED_MODEL, message="external data range runs past the end of its file")
+            PathIssue(kind="malformed", message="external data range runs past the end of its file")
         )
     return issues

@@ -1,5 +1,8 @@
 """A bounded reader of the parts of an ONNX ``ModelProto`` that matter for security.
 
+Shared by the supply-chain scanner (:mod:`garrison.supplychain.onnx`) and the checks that come before
+an ONNX Runtime session is made (:mod:`garrison.assess.adapters_onnx`), so both read a model alike.
+
 Hand-written protobuf decoding over a memory-mapped file: it visits the model's opset imports,
 every node (in the main graph, in subgraphs held by attributes, in training graphs and in model
 functions) and every tensor's external-data entries, and skips everything else (``raw_data`` of a
@@ -11,6 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
+"""Operator domains of the ONNX standard."""
+RUNTIME_DOMAINS = frozenset(
+    {"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.microsoft.dml"}
+)
+"""Domains whose operators ship inside ONNX Runtime: anything else needs a native custom-op library."""
 
 MAX_FIELDS = 20_000_000
 """Most protobuf fields visited in one model."""
