@@ -47,6 +47,16 @@ GARRISON_PY = Path(sys.executable)
 GARRISON = GARRISON_PY.parent / "garrison"
 LOGS = WORK / "modelscan-logs"
 LARGE = WORK / "modelscan-large"
+LARGE_TARGETS = {
+    "checkpoint": "PyTorch checkpoint",
+    "raw": "raw pickle, bytes payload",
+    "dir1000": "1,000 small models",
+}
+"""``--only`` keys and the large targets they name."""
+PYCACHE = WORK / "pycache"
+"""Bytecode of every timed command (``PYTHONPYCACHEPREFIX``): an installed tool runs from compiled
+bytecode, so the timed commands must too, even where the shell sets ``PYTHONDONTWRITEBYTECODE``
+(Garrison's editable source would otherwise be compiled on every run, the peers' wheels never)."""
 ENV = {
     "PROMPTFOO_DISABLE_TELEMETRY": "1",
     "HF_HUB_OFFLINE": "1",
@@ -322,8 +332,8 @@ def garrison_rule_gaps(
 
 
 # -- large files ---------------------------------------------------------------------------------------
-def build_large(root: Path, size: int) -> dict[str, Path]:
-    """The three large targets under ``root`` (replaced if present)."""
+def build_large(root: Path, size: int, only: set[str] | None = None) -> dict[str, Path]:
+    """The three large targets under ``root`` (replaced if present), or those ``only`` names."""
     import numpy as np
     import torch
     from tests.supplychain.formats.builders import safetensors_bytes
@@ -334,24 +344,30 @@ def build_large(root: Path, size: int) -> dict[str, Path]:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     free = shutil.disk_usage(root).free
-    if free < 4 << 30:
+    if free < 4 << 30 and (only is None or only - {"dir1000"}):
         raise SystemExit(f"only {free / 2**30:.1f} GiB free under {root}; the large files need about 2.2 GiB")
+    targets: dict[str, Path] = {}
+    if only is None or "checkpoint" in only:
+        targets[LARGE_TARGETS["checkpoint"]] = _build_checkpoint(root, size, torch)
+    if only is None or "raw" in only:
+        raw = root / "payload-1g.pkl"
+        build_pickle(raw, size)
+        targets[LARGE_TARGETS["raw"]] = raw
+    if only is None or "dir1000" in only:
+        many = root / "models-1000"
+        many.mkdir()
+        _build_many(many, np, torch, safetensors_bytes)
+        targets[LARGE_TARGETS["dir1000"]] = many
+    return targets
+
+
+def _build_checkpoint(root: Path, size: int, torch: Any) -> Path:
     checkpoint = root / "checkpoint-1g.pt"
     generator = torch.Generator().manual_seed(0)
     tensors = max(1, size // (4096 * 4096 * 4))  # 64 MiB float32 tensors
     state = {f"layers.{i}.weight": torch.randn(4096, 4096, generator=generator) for i in range(tensors)}
     torch.save(state, checkpoint)
-    del state
-    raw = root / "payload-1g.pkl"
-    build_pickle(raw, size)
-    many = root / "models-1000"
-    many.mkdir()
-    _build_many(many, np, torch, safetensors_bytes)
-    return {
-        "PyTorch checkpoint": checkpoint,
-        "raw pickle, bytes payload": raw,
-        "1,000 small models": many,
-    }
+    return checkpoint
 
 
 def _build_many(folder: Path, np: Any, torch: Any, safetensors_bytes: Any) -> None:
@@ -407,7 +423,11 @@ def large_commands(envs: dict[str, Path], target: Path) -> dict[str, list[str]]:
 
 
 def time_large(envs: dict[str, Path], targets: dict[str, Path], runs: int, timeout: float) -> dict[str, Any]:
-    """Wall-clock times of every tool's command on every large target, and Garrison's API."""
+    """Wall-clock times of every tool's command on every large target, and Garrison's API.
+
+    Every command runs once untimed first (page cache, bytecode), then the tools take turns, one
+    run each per round, so a change in the machine's load falls on all of them alike.
+    """
     from garrison.core.config import Settings
     from garrison.core.severity import Severity
     from garrison.detectors import default_registry
@@ -415,7 +435,8 @@ def time_large(envs: dict[str, Path], targets: dict[str, Path], runs: int, timeo
 
     registry = default_registry()
     out: dict[str, Any] = {}
-    env = {**os.environ, **ENV}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env |= ENV | {"PYTHONPYCACHEPREFIX": str(PYCACHE)}
     for name, target in targets.items():
         size = sum(p.stat().st_size for p in target.rglob("*")) if target.is_dir() else target.stat().st_size
         files = sum(1 for p in target.rglob("*") if p.is_file()) if target.is_dir() else 1
@@ -426,11 +447,14 @@ def time_large(envs: dict[str, Path], targets: dict[str, Path], runs: int, timeo
             "timeout": timeout,
             "tools": {},
         }
-        for label, argv in large_commands(envs, target).items():
-            times: list[float] = []
-            codes: list[int] = []
-            status = "ok"
-            for _ in range(runs):
+        commands = large_commands(envs, target)
+        times: dict[str, list[float]] = {label: [] for label in commands}
+        codes: dict[str, list[int]] = {label: [] for label in commands}
+        status = dict.fromkeys(commands, "ok")
+        for round_ in range(runs + 1):  # round 0 is the untimed warm-up
+            for label, argv in commands.items():
+                if status[label] != "ok":
+                    continue
                 start = time.perf_counter()
                 try:
                     done = subprocess.run(
@@ -442,11 +466,13 @@ def time_large(envs: dict[str, Path], targets: dict[str, Path], runs: int, timeo
                         timeout=timeout,
                     )
                 except subprocess.TimeoutExpired:
-                    status = "timeout"
-                    break
-                times.append(time.perf_counter() - start)
-                codes.append(done.returncode)
-            row["tools"][label] = _timing(times, status, codes)
+                    status[label] = "timeout"
+                    continue
+                if round_:
+                    times[label].append(time.perf_counter() - start)
+                    codes[label].append(done.returncode)
+        for label in commands:
+            row["tools"][label] = _timing(times[label], status[label], codes[label])
             print(f"  {name}: {label} {row['tools'][label]}", file=sys.stderr)
         api_times: list[float] = []
         for _ in range(runs):
@@ -602,7 +628,8 @@ def _render_large(large: dict[str, Any], runs: int) -> list[str]:
         "",
         "## Large files",
         "",
-        f"Wall-clock seconds of each tool's own command line, median of {runs} runs [min–max], and the "
+        f"Wall-clock seconds of each tool's own command line, median of {runs} runs [min–max] after one "
+        "untimed warm-up run, the tools taking turns, all from compiled bytecode, and the "
         "ratio to Garrison's command line (above 1: slower than Garrison). Files were in the page cache "
         "(written just before; caches cannot be dropped here). " + "; ".join(sizes) + ".",
         "",
@@ -728,6 +755,11 @@ def main() -> None:
     parser.add_argument("--large-timeout", type=float, default=300.0, help="per-command timeout, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the large files afterwards")
     parser.add_argument("--skip-corpus", action="store_true", help="only the large-file timings")
+    parser.add_argument(
+        "--only",
+        help="with --large: only these large targets, comma-separated (checkpoint, raw, dir1000); "
+        "results go to benchmarks/.work/NAME-only.md and .json, never over the published tables",
+    )
     parser.add_argument("--name", default="modelscan", help="results/NAME.md and results/NAME.json")
     parser.add_argument("--modelaudit-cli", action="store_true", help="run modelaudit's CLI per file (slow)")
     parser.add_argument("--render-only", action="store_true", help="rewrite NAME.md from NAME.json")
@@ -741,6 +773,9 @@ def main() -> None:
     import corpus as corpus_mod
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    only = {t.strip() for t in args.only.split(",") if t.strip()} if args.only else None
+    if only is not None and (only - set(LARGE_TARGETS) or not args.large):
+        parser.error(f"--only takes {', '.join(LARGE_TARGETS)} and needs --large")
     envs = environments(tools)
     print(f"tools: {', '.join(envs)}", file=sys.stderr)
     data: dict[str, Any] = {"machine": machine(), "versions": versions(envs), "runs": args.runs}
@@ -766,16 +801,17 @@ def main() -> None:
         data["garrison_rule_gaps"] = garrison_rule_gaps(manifest, results)
         data["results"] = results
     if args.large:
-        targets = build_large(LARGE, args.large_size)
+        targets = build_large(LARGE, args.large_size, only)
         try:
             data["large"] = time_large(envs, targets, args.runs, args.large_timeout)
         finally:
             if not args.keep:
                 shutil.rmtree(LARGE, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(_for_json(data), indent=1, sort_keys=False) + "\n")
+    out_dir, name = (RESULTS, args.name) if only is None else (WORK, f"{args.name}-only")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(_for_json(data), indent=1, sort_keys=False) + "\n")
     text = render(data)
-    (RESULTS / f"{args.name}.md").write_text(text)
+    (out_dir / f"{name}.md").write_text(text)
     print(text)
 
 

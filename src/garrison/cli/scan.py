@@ -1,4 +1,4 @@
-"""``garrison scan PATH``."""
+"""``garrison scan PATH``: the Typer command; the work is :func:`garrison.cli.scan_run.run_scan`."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.common import (
-    ConfigOption,
-    DbOption,
-    OutputOption,
-    emit,
-    load,
-    note,
-    open_store,
-    stdout_is_terminal,
-    terminal_width,
-)
+from garrison.cli.common import ConfigOption, DbOption, OutputOption
 
 
 def scan(
@@ -145,76 +135,23 @@ def scan(
       garrison scan model ~/.cache/huggingface/hub/models--org--name
       garrison scan model org/name --revision v1.0 --fail-on medium
     """
-    from garrison.cli.progress import make_progress
-    from garrison.detectors import DATA_RULE_FAMILIES, MODEL_RULE_FAMILIES, default_registry
-    from garrison.engine import scan_path
-    from garrison.report import render
-    from garrison.report.baseline import apply_baseline, load_baseline
+    from garrison.cli.scan_run import run_scan
 
-    path, label, focused = _target(targets, revision)
-    if focused and not select:
-        select = list(MODEL_RULE_FAMILIES if focused == "model" else DATA_RULE_FAMILIES)
-
-    loaded = load(
-        {
-            "format": fmt,
-            "fail_on": fail_on,
-            "baseline": baseline,
-            "select": tuple(select) if select else None,
-            "ignore": tuple(ignore) if ignore else None,
-            "store": store,
-            "allow_incomplete": allow_incomplete,
-            "progress": progress,
-            "digest": digest,
-            "jobs": jobs,
-            "db": db,
-        },
-        config_file,
+    code = run_scan(
+        targets=targets,
+        fmt=fmt,
+        output=output,
+        fail_on=fail_on,
+        baseline=baseline,
+        select=select,
+        ignore=ignore,
+        store=store,
+        allow_incomplete=allow_incomplete,
+        progress=progress,
+        jobs=jobs,
+        digest=digest,
+        revision=revision,
+        db=db,
+        config_file=config_file,
     )
-    settings = loaded.settings
-    registry = default_registry()
-    for problem in registry.problems:
-        note(f"warning: {problem}")
-    fingerprints = load_baseline(settings.baseline) if settings.baseline else None
-    report = scan_path(
-        path,
-        settings=settings,
-        registry=registry,
-        progress=make_progress(settings.progress),
-        target_label=label,
-    )
-    if fingerprints is not None:
-        report = apply_baseline(report, fingerprints)
-    if settings.store:
-        with open_store(loaded) as st:
-            st.save_report(report)
-    emit(
-        render(
-            report, settings.format, color=output is None and stdout_is_terminal(), width=terminal_width()
-        ),
-        output,
-    )
-    code = report.exit_code(fail_on=settings.fail_on, allow_incomplete=settings.allow_incomplete)
-    stored_note = f"run {report.run_id[:12]} saved" if settings.store else "run not saved (--no-store)"
-    note(f"{len(report.findings)} findings, {len(report.errors)} errors; {stored_note}; exit {int(code)}")
-    raise typer.Exit(int(code))
-
-
-def _target(targets: list[str], revision: str) -> tuple[Path, str, str | None]:
-    """The path to scan, its label in the report, and the focused form (``model``, ``data``) if any."""
-    from garrison.core.errors import UsageError
-    from garrison.formats.hfcache import find_snapshot, looks_like_repo_id
-
-    if len(targets) == 1:
-        return Path(targets[0]), targets[0], None
-    if len(targets) != 2 or targets[0] not in ("model", "data"):
-        raise UsageError(
-            f"expected PATH, 'model TARGET' or 'data PATH', got {' '.join(targets)!r}",
-            hint="scan one path at a time, for example 'garrison scan ./models'",
-        )
-    form, given = targets
-    path = Path(given).expanduser()
-    if form == "data" or path.exists() or path.is_symlink() or not looks_like_repo_id(given):
-        return path, given, form
-    snapshot = find_snapshot(given, revision=revision)
-    return snapshot, f"hf://{given}@{snapshot.name}", form
+    raise typer.Exit(code)

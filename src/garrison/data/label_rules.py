@@ -6,12 +6,16 @@ well as of careless annotation; either way the model learns them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from garrison.core.assets import Asset
 from garrison.core.evidence import Metric
 from garrison.core.findings import Finding, Location
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
-from garrison.data.label_scan import LabelScanResult
+
+if TYPE_CHECKING:
+    from garrison.data.label_scan import LabelScanResult
 
 __all__ = ["DUPLICATE_CONFLICTS", "LABEL_ISSUES", "LABEL_RULES", "OUTLIERS", "label_findings"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,12 @@ class ProblemEntry:
 Entry = FileEntry | LinkEntry | SkipEntry | ProblemEntry
 
 
-def _excluded(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+def _excluder(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a name matches any of ``patterns`` (``fnmatch.fnmatchcase``), as one compiled regex."""
+    if not patterns:
+        return lambda name: False
+    match = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
+    return lambda name: match(name) is not None
 
 
 def _locator(path: Path, root: Path) -> str:
@@ -70,6 +75,7 @@ def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
     if not target.is_dir() or target.is_symlink():
         yield from _entry(target, root, real_root, seen)
         return
+    excluded = _excluder(exclude)
     stack = [target]
     while stack:
         directory = stack.pop()
@@ -88,7 +94,7 @@ def walk(target: Path, *, exclude: Sequence[str]) -> Iterator[Entry]:
             children.sort(key=lambda e: (e.name == "blobs", e.name), reverse=True)
         for child in reversed(children):
             path = Path(child.path)
-            if _excluded(child.name, exclude):
+            if excluded(child.name):
                 yield SkipEntry(locator=_locator(path, root), reason="excluded by pattern")
                 continue
             if child.is_dir(follow_symlinks=False):

@@ -11,6 +11,21 @@ The detector's own two-way verdict is ``garrison.llm.injection.Verdict``; the sc
 
 from __future__ import annotations
 
-from garrison.llm.injection import InjectionDetector, InjectionResult
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from garrison.llm.injection import InjectionDetector, InjectionResult
 
 __all__ = ["InjectionDetector", "InjectionResult"]
+
+
+def __getattr__(name: str) -> Any:
+    # The detector loads numpy and its weights: only when someone asks for it, not on every import
+    # of a ``garrison.llm`` module (the scan registers the LLM rules without running them).
+    if name in __all__:
+        from garrison.llm import injection
+
+        value = getattr(injection, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'garrison.llm' has no attribute {name!r}")

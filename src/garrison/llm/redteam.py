@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import http.client
 import json
 import re
 import secrets
@@ -613,10 +612,25 @@ class _BadAnswerError(Exception):
 def _post(
     url: str, payload: bytes, headers: dict[str, str], timeout: float, cap: int
 ) -> tuple[int, bytes, bool]:
-    """POST and read the whole response, or ``cap`` bytes of it, within ``timeout`` seconds in all."""
+    """POST and read the whole response, or ``cap`` bytes of it, within ``timeout`` seconds in all.
+
+    A protocol error (``http.client.HTTPException``) is raised as :class:`OSError`, as a failed socket
+    would be; ``http.client`` is imported here so that scans which never probe do not load it.
+    """
+    import http.client
+
+    try:
+        return _exchange(http.client, url, payload, headers, timeout, cap)
+    except http.client.HTTPException as exc:
+        raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _exchange(
+    client: Any, url: str, payload: bytes, headers: dict[str, str], timeout: float, cap: int
+) -> tuple[int, bytes, bool]:
     parts = urlsplit(url)
     deadline = time.monotonic() + timeout
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn_cls = client.HTTPSConnection if parts.scheme == "https" else client.HTTPConnection
     conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -689,7 +703,7 @@ def _send(probe: Probe, url: str, plant: Plant, config: RedTeamConfig) -> ProbeR
     began = time.monotonic()
     try:
         status, body, truncated = _post(url, payload, headers, config.timeout, config.max_response_bytes)
-    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+    except (TimeoutError, OSError) as exc:
         elapsed = time.monotonic() - began
         timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
         if timed_out and probe.family is Family.RESOURCE_EXHAUSTION:

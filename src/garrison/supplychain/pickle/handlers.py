@@ -18,7 +18,12 @@ _U4 = struct.Struct("<I")
 _I4 = struct.Struct("<i")
 _U8 = struct.Struct("<Q")
 _F8 = struct.Struct(">d")
+_UNSIGNED = {2: _U2, 4: _U4, 8: _U8}
 _HIGHEST_PROTOCOL = 5
+
+Handler = Callable[["Handlers", int], int]
+"""An opcode's semantics: called with the machine and the offset after the opcode byte, returns the
+offset of the next opcode. Handlers are plain functions, shared by every machine of a class."""
 
 
 class Handlers(State):
@@ -31,8 +36,7 @@ class Handlers(State):
         view = self.view
         if size == 1:
             return int(view[pos])
-        packer = {2: _U2, 4: _U4, 8: _U8}[size]
-        return int(packer.unpack_from(view, pos)[0])
+        return int(_UNSIGNED[size].unpack_from(view, pos)[0])
 
     def text_arg(self, pos: int, size: int, kind: str, opname: str) -> int:
         """A length-prefixed str constant."""
@@ -133,9 +137,10 @@ class Handlers(State):
         self.stack.append(self.top())
         return pos
 
-    def op_const(self, value: object) -> Callable[[int], int]:
-        def push(pos: int) -> int:
-            self.stack.append(value)
+    @staticmethod
+    def op_const(value: object) -> Handler:
+        def push(m: Handlers, pos: int) -> int:
+            m.stack.append(value)
             return pos
 
         return push
@@ -154,10 +159,11 @@ class Handlers(State):
         except ValueError:
             raise BrokenStreamError(f"invalid literal for {opname}", self.at) from None
 
-    def op_number(self, opname: str) -> Callable[[int], int]:
-        def push(pos: int) -> int:
-            value, pos = self.number(pos, opname)
-            self.stack.append(value)
+    @staticmethod
+    def op_number(opname: str) -> Handler:
+        def push(m: Handlers, pos: int) -> int:
+            value, pos = m.number(pos, opname)
+            m.stack.append(value)
             return pos
 
         return push
@@ -167,28 +173,30 @@ class Handlers(State):
         self.stack.append(float(_F8.unpack_from(self.view, pos)[0]))
         return pos + 8
 
-    def op_fixed_int(self, size: int, signed: bool) -> Callable[[int], int]:
+    @staticmethod
+    def op_fixed_int(size: int, signed: bool) -> Handler:
         packer = {(1, False): struct.Struct("<B"), (2, False): _U2, (4, True): _I4}[(size, signed)]
-        unpack_from, stack, view = packer.unpack_from, self.stack, self.view
+        unpack_from = packer.unpack_from
 
-        def push(pos: int) -> int:
-            if pos + size > self.bound:
-                self.need(pos, size)
-            stack.append(unpack_from(view, pos)[0])
+        def push(m: Handlers, pos: int) -> int:
+            if pos + size > m.bound:
+                m.need(pos, size)
+            m.stack.append(unpack_from(m.view, pos)[0])
             return pos + size
 
         return push
 
-    def op_long_n(self, size: int) -> Callable[[int], int]:
-        def push(pos: int) -> int:
-            self.need(pos, size)
-            length = int.from_bytes(self.view[pos : pos + size].tobytes(), "little", signed=True)
+    @staticmethod
+    def op_long_n(size: int) -> Handler:
+        def push(m: Handlers, pos: int) -> int:
+            m.need(pos, size)
+            length = int.from_bytes(m.view[pos : pos + size].tobytes(), "little", signed=True)
             if length < 0:
-                raise BrokenStreamError("LONG pickle has negative byte count", self.at)
+                raise BrokenStreamError("LONG pickle has negative byte count", m.at)
             pos += size
-            self.need(pos, length)
-            raw = self.view[pos : pos + min(length, 16)].tobytes()
-            self.stack.append(int.from_bytes(raw, "little", signed=True) if length <= 16 else OPAQUE)
+            m.need(pos, length)
+            raw = m.view[pos : pos + min(length, 16)].tobytes()
+            m.stack.append(int.from_bytes(raw, "little", signed=True) if length <= 16 else OPAQUE)
             return pos + length
 
         return push
@@ -272,14 +280,15 @@ class Handlers(State):
         skip_to = self.build()
         return pos if skip_to is None else skip_to
 
-    def op_ext(self, size: int) -> Callable[[int], int]:
-        def ext(pos: int) -> int:
-            code = self.u(pos, size)
+    @staticmethod
+    def op_ext(size: int) -> Handler:
+        def ext(m: Handlers, pos: int) -> int:
+            code = m.u(pos, size)
             if code <= 0:
-                raise BrokenStreamError("EXT specifies code <= 0", self.at)
+                raise BrokenStreamError("EXT specifies code <= 0", m.at)
             why = f"EXT{size} {code}: import through the copyreg extension registry (none by default)"
-            self.dynamic.append((self.index, self.at, why))
-            self.stack.append(Dynamic(why))
+            m.dynamic.append((m.index, m.at, why))
+            m.stack.append(Dynamic(why))
             return pos + size
 
         return ext
@@ -322,15 +331,28 @@ class Handlers(State):
         self.memo_put(key)
         return pos
 
-    def op_memo(self, kind: str, size: int) -> Callable[[int], int]:
+    @staticmethod
+    def op_memo(kind: str, size: int) -> Handler:
+        if size == 1:  # BINGET and BINPUT: the commonest opcodes after the constants
+
+            def memo1(m: Handlers, pos: int) -> int:
+                if pos >= m.bound:
+                    m.need(pos, 1)
+                if kind == "get":
+                    m.memo_get(m.view[pos], "BINGET")
+                else:
+                    m.memo_put(m.view[pos])
+                return pos + 1
+
+            return memo1
         names = {("get", 1): "BINGET", ("get", 4): "LONG_BINGET"}
 
-        def memo(pos: int) -> int:
-            key = self.u(pos, size)
+        def memo(m: Handlers, pos: int) -> int:
+            key = m.u(pos, size)
             if kind == "get":
-                self.memo_get(key, names[(kind, size)])
+                m.memo_get(key, names[(kind, size)])
             else:
-                self.memo_put(key)
+                m.memo_put(key)
             return pos + size
 
         return memo
@@ -339,11 +361,12 @@ class Handlers(State):
         self.memo_put(len(self.memo))
         return pos
 
-    def op_tuple_n(self, count: int) -> Callable[[int], int]:
-        def build(pos: int) -> int:
-            stack = self.stack
-            if len(stack) - count < self.fence:
-                raise BrokenStreamError("unpickling stack underflow", self.at)
+    @staticmethod
+    def op_tuple_n(count: int) -> Handler:
+        def build(m: Handlers, pos: int) -> int:
+            stack = m.stack
+            if len(stack) - count < m.fence:
+                raise BrokenStreamError("unpickling stack underflow", m.at)
             items = tuple(stack[-count:])
             del stack[-count:]
             stack.append(items)

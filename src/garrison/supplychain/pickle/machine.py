@@ -11,10 +11,10 @@ or copied: constants are references into the buffer, so large byte payloads cost
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Callable
 
-from garrison.supplychain.pickle.handlers import Handlers
+from garrison.supplychain.pickle.handlers import Handler, Handlers
 from garrison.supplychain.pickle.model import CallRef, PickleAnalysis, PickleLimits
 from garrison.supplychain.pickle.opcodes import CODES
 from garrison.supplychain.pickle.state import BrokenStreamError, Buffer, LimitReachedError, StopReachedError
@@ -26,9 +26,30 @@ DEFAULT_LIMITS = PickleLimits()
 """The bounds used when none are given."""
 
 
-def dispatch_table(m: Handlers) -> list[Callable[[int], int] | None]:
-    """Opcode byte -> bound handler, for one machine."""
-    table: dict[str, Callable[[int], int]] = {
+@functools.cache
+def dispatch_table(m: type[Handlers]) -> tuple[Handler | None, ...]:
+    """Opcode byte -> handler, built once per machine class and shared by all its runs."""
+
+    def text(size: int, kind: str, opname: str) -> Handler:
+        if size != 1:
+            return lambda h, p: h.text_arg(p, size, kind, opname)
+
+        def short_text(h: Handlers, pos: int) -> int:  # text_arg(pos, 1, ...) without the calls
+            if pos >= h.bound:
+                h.need(pos, 1)
+            length = h.view[pos]
+            pos += 1
+            if pos + length > h.bound:
+                h.need(pos, length)
+            h.push_text(pos, length, kind, opname)
+            return pos + length
+
+        return short_text
+
+    def blob(size: int) -> Handler:
+        return lambda h, p: h.bytes_arg(p, size)
+
+    table: dict[str, Handler] = {
         "PROTO": m.op_proto, "FRAME": m.op_frame, "STOP": m.op_stop, "MARK": m.op_mark,
         "POP": m.op_pop, "POP_MARK": m.op_pop_mark, "DUP": m.op_dup,
         "NONE": m.op_const(None), "NEWTRUE": m.op_const(True), "NEWFALSE": m.op_const(False),
@@ -39,13 +60,13 @@ def dispatch_table(m: Handlers) -> list[Callable[[int], int] | None]:
         "BININT": m.op_fixed_int(4, True), "BININT1": m.op_fixed_int(1, False),
         "BININT2": m.op_fixed_int(2, False), "LONG1": m.op_long_n(1), "LONG4": m.op_long_n(4),
         "STRING": m.op_string, "UNICODE": m.op_unicode,
-        "BINSTRING": lambda p: m.text_arg(p, 4, "latin-1", "BINSTRING"),
-        "SHORT_BINSTRING": lambda p: m.text_arg(p, 1, "latin-1", "SHORT_BINSTRING"),
-        "BINUNICODE": lambda p: m.text_arg(p, 4, "utf-8", "BINUNICODE"),
-        "SHORT_BINUNICODE": lambda p: m.text_arg(p, 1, "utf-8", "SHORT_BINUNICODE"),
-        "BINUNICODE8": lambda p: m.text_arg(p, 8, "utf-8", "BINUNICODE8"),
-        "BINBYTES": lambda p: m.bytes_arg(p, 4), "SHORT_BINBYTES": lambda p: m.bytes_arg(p, 1),
-        "BINBYTES8": lambda p: m.bytes_arg(p, 8), "BYTEARRAY8": lambda p: m.bytes_arg(p, 8),
+        "BINSTRING": text(4, "latin-1", "BINSTRING"),
+        "SHORT_BINSTRING": text(1, "latin-1", "SHORT_BINSTRING"),
+        "BINUNICODE": text(4, "utf-8", "BINUNICODE"),
+        "SHORT_BINUNICODE": text(1, "utf-8", "SHORT_BINUNICODE"),
+        "BINUNICODE8": text(8, "utf-8", "BINUNICODE8"),
+        "BINBYTES": blob(4), "SHORT_BINBYTES": blob(1),
+        "BINBYTES8": blob(8), "BYTEARRAY8": blob(8),
         "GLOBAL": m.op_global, "STACK_GLOBAL": m.op_stack_global, "INST": m.op_inst, "OBJ": m.op_obj,
         "REDUCE": m.op_reduce, "NEWOBJ": m.op_newobj, "NEWOBJ_EX": m.op_newobj_ex, "BUILD": m.op_build,
         "EXT1": m.op_ext(1), "EXT2": m.op_ext(2), "EXT4": m.op_ext(4),
@@ -59,13 +80,13 @@ def dispatch_table(m: Handlers) -> list[Callable[[int], int] | None]:
         "SETITEM": m.op_setitem, "SETITEMS": m.op_setitems,
         "NEXT_BUFFER": m.op_next_buffer, "READONLY_BUFFER": m.op_readonly_buffer,
     }  # fmt: skip
-    out: list[Callable[[int], int] | None] = [None] * 256
+    out: list[Handler | None] = [None] * 256
     for name, handler in table.items():
         out[CODES[name]] = handler
     missing = set(CODES) - set(table)
     if missing:  # pragma: no cover - a new protocol would add opcodes
         raise RuntimeError(f"pickle opcodes without a handler: {sorted(missing)}")
-    return out
+    return tuple(out)
 
 
 class Machine(Handlers):
@@ -78,7 +99,7 @@ class Machine(Handlers):
     def run(self) -> PickleAnalysis:
         """Execute opcodes from ``start`` to STOP, an error or a limit."""
         pos = self.start
-        view, table, stack = self.view, dispatch_table(self), self.stack
+        view, table, stack = self.view, dispatch_table(type(self)), self.stack
         max_ops, max_stack, bound, size = (
             self.limits.max_opcodes,
             self.limits.max_stack,
@@ -109,7 +130,7 @@ class Machine(Handlers):
                 if handler is None:
                     raise BrokenStreamError(f"invalid opcode 0x{view[pos]:02x}", pos)
                 self.at = pos
-                pos = handler(pos + 1)
+                pos = handler(self, pos + 1)
                 self.index += 1
         except StopReachedError as stopped:
             end = stopped.end
