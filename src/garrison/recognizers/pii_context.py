@@ -63,16 +63,82 @@ _STREET_EN = (
     r"Lodge|Manor|Manors|Neck|Orchard|Overpass|Pine|Pines|Plains|Port|Radial|Ranch|Rapids|Shoal|Shore|"
     r"Skyway|Spring|Stravenue|Ville|Ways|Nagar|Marg|Chowk|Ganj|Path|Colony)"
 )
+#: Street words: ending a German or Dutch street name, before a French one's, first in Southern European ones.
+_STREET_SUFFIXES = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "laan",
+                    "straat", "plein", "gracht", "kade", "steeg", "singel", "dijk", "hof", "pad")  # fmt: skip
+_FRENCH_WORDS = ("rue", "avenue", "boulevard", "bd", "chemin", "impasse", "allée", "place", "quai", "route")
+_FIRST_WORDS = ("Via", "Viale", "Piazza", "Corso", "Calle", "Avenida", "Avda.", "Paseo", "Plaza", "Camino",
+                "Carrer", "Ronda", "Rua", "Travessa", "Praça", "Largo", "Alameda", "Rodovia", "Acceso",
+                "Callejón", "Cuesta", "Glorieta", "Pasaje", "Vía", "Vial", "Contrada", "Vicolo", "Borgo",
+                "Strada", "Ladeira", "Avenue", "Rambla", "Urbanización")  # fmt: skip
+_SUFFIX_ALT = "|".join(map(re.escape, _STREET_SUFFIXES))
+_FIRST_ALT = "|".join(map(re.escape, _FIRST_WORDS))
 ADDRESS = re.compile(
     rf"\b\d{{1,6}}[A-Za-z]?,?\s(?:{_NAME_WORD}\.?\s){{1,4}}{_STREET_EN}\b\.?"
     rf"(?:,?\s(?:Suite|Apt\.?|Unit|Flat|Floor)\s\w+)?(?:,\s[{_UPPER}][\w ]{{2,30}},?\s[A-Z]{{2}}\s\d{{5}})?"
-    rf"|\b[{_UPPER}][{_LOWER}\-]*(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|laan|straat|"
-    r"plein|gracht|kade|steeg|singel|dijk|hof|pad)\s\d{1,4}[a-z]?\b(?:,?\s\d{4,5}(?:\s?[A-Z]{2})?\s\w+)?"
-    r"|\b\d{1,4},?\s(?i:rue|avenue|boulevard|bd|chemin|impasse|allée|place|quai|route)\s[^\n,\x00]{2,40}"
-    r"|\b(?:Via|Viale|Piazza|Corso|Calle|Avenida|Avda\.|Paseo|Plaza|Camino|Carrer|Ronda|Rua|Travessa|"
-    r"Praça|Largo|Alameda|Rodovia|Acceso|Callejón|Cuesta|Glorieta|Pasaje|Vía|Vial|Contrada|Vicolo|Borgo|"
-    rf"Strada|Ladeira|Avenue|Rambla|Urbanización)\s+[{_UPPER}][^\n,\d\x00]{{2,40}}?,?\s\d{{1,4}}\b"
+    rf"|\b[{_UPPER}][{_LOWER}\-]*(?i:{_SUFFIX_ALT})"
+    r"\s\d{1,4}[a-z]?\b(?:,?\s\d{4,5}(?:\s?[A-Z]{2})?\s\w+)?"
+    rf"|\b\d{{1,4}},?\s(?i:{'|'.join(_FRENCH_WORDS)})\s[^\n,\x00]{{2,40}}"
+    rf"|\b(?:{_FIRST_ALT})\s+[{_UPPER}][^\n,\d\x00]{{2,40}}?,?\s\d{{1,4}}\b"
 )
+#: Where an ADDRESS match can start, found without trying the pattern at every position (see
+#: :func:`_address_starts`): a house number before a capitalised word (English addresses), a street word
+#: ending a capitalised word before a number (``Hauptstraße 5``), a French street word after a number,
+#: an Italian, Spanish or Portuguese street word.
+_NUMBER_THEN_WORD = re.compile(rf"\d(?<!\w\d)\d{{0,5}}[A-Za-z]?,?\s[{_UPPER}]")
+_FRENCH_STREETS = tuple(
+    (word, back) for word in _FRENCH_WORDS for back in range(2, 7)
+)  # ``\d{1,4},?\s`` first
+_STREET_FIRST = tuple((word, 0) for word in _FIRST_WORDS)
+_SPACE_DIGIT = re.compile(r"\s\d")
+_LOWER_OR_DASH = frozenset(
+    [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    + [chr(c) for c in range(ord("ß"), ord("ö") + 1)]
+    + [chr(c) for c in range(ord("ø"), ord("ÿ") + 1)]
+    + ["-"]
+)
+_UPPER_CHARS = frozenset(
+    [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    + [chr(c) for c in range(ord("À"), ord("Ö") + 1)]
+    + [chr(c) for c in range(ord("Ø"), ord("Þ") + 1)]
+)
+#: Characters that ``re`` matches case-insensitively with an ASCII letter though ``str.lower`` keeps
+#: them apart (dotless i, long s): a text with one is searched with the pattern alone.
+_CASE_FOLD_ODD = re.compile("[\u0131\u017f\u1e9b\ufb05]")
+
+
+def street_addresses(text: str, low: str | None) -> Iterator[re.Match[str]]:
+    """``ADDRESS.finditer(text)``, tried only where a match can start; ``low`` is ``lowered(text)``."""
+    if low is None or _CASE_FOLD_ODD.search(text):
+        return ADDRESS.finditer(text)
+    return match_at(ADDRESS, text, _address_starts(text, low))
+
+
+def _address_starts(text: str, low: str) -> list[int]:
+    """Every position where ADDRESS can match ``text`` (``low`` is ``text`` lower-cased), and a few more.
+
+    Each branch of the pattern starts at something rare: a number then a capital (English street
+    names), a street word (German, Dutch: at the capital that opens the word that ends with it, right
+    before a space and a digit), a French street word (a house number 2 to 6 characters before it), an
+    Italian, Spanish or Portuguese one. Anchored at these positions alone the pattern finds what
+    ``finditer`` finds: it would fail everywhere else.
+    """
+    starts = {m.start() for m in _NUMBER_THEN_WORD.finditer(text)}
+    starts.update(literal_starts(low, _FRENCH_STREETS))
+    starts.update(literal_starts(text, _STREET_FIRST))
+    for suffix in _STREET_SUFFIXES:
+        i = low.find(suffix)
+        while i >= 0:
+            if _SPACE_DIGIT.match(text, i + len(suffix)):
+                q = i
+                while q > 0 and text[q - 1] in _LOWER_OR_DASH:
+                    q -= 1
+                if q > 0 and text[q - 1] in _UPPER_CHARS:
+                    starts.add(q - 1)
+            i = low.find(suffix, i + 1)
+    return sorted(starts)
+
+
 _NAME_VALUE = re.compile(rf"[{_UPPER}{_LOWER}][{_UPPER}{_LOWER}'’.\- ]{{1,80}}")
 _WORDS = re.compile(r"[a-z]+|\d+")
 
@@ -216,7 +282,7 @@ def scan_context(
                     yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=end,
                                 score=0.85, validated=False)  # fmt: skip
         elif view.digit and view.space and view.cased:  # a number, a space and a word, at least
-            for m in ADDRESS.finditer(text):
+            for m in street_addresses(text, low):
                 yield Match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
                             score=0.7, validated=False)  # fmt: skip
 

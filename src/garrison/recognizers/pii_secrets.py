@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import math
 import re
@@ -50,6 +51,7 @@ _KEY_NEEDLES = (
 #: Every ASSIGNED_VALUE match starts at one of these, in the lower-cased text.
 _ASSIGN_NEEDLES = tuple((w, 0) for w in ("key", "token", "secret", "passw", "pwd", "credential", "auth"))
 _MIN_ENTROPY = 3.5
+_NO_END = 1 << 62
 _JWT_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 
 
@@ -68,6 +70,17 @@ def _is_jwt(token: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return isinstance(decoded, dict) and bool(_JWT_HEADER_KEYS & decoded.keys())
+
+
+def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps a span of ``taken`` (sorted, none overlapping another).
+
+    Such spans are sorted by end too, so only the first one that ends after ``start`` can overlap.
+    """
+    i = bisect.bisect_right(taken, (start, _NO_END))
+    if i > 0 and taken[i - 1][1] > start:
+        return True
+    return i < len(taken) and taken[i][0] < end
 
 
 def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
@@ -91,7 +104,7 @@ def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
     for m in assigned:
         start, end = m.span("value")
         value = m.group("value")
-        if any(s < end and start < e for s, e in taken):
+        if _overlaps(taken, start, end):
             continue
         entropy = shannon_entropy(value)
         if entropy < _MIN_ENTROPY or value.isalpha() or value.isdigit():

@@ -21,7 +21,7 @@ from stdnum.in_ import pan
 from stdnum.it import codicefiscale
 from stdnum.util import get_cc_module
 
-from garrison.recognizers.pii_find import SEP, Shape, segment
+from garrison.recognizers.pii_find import SEP, Shape, match_at, segment
 from garrison.recognizers.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
 from garrison.recognizers.pii_types import Entity, Match
 
@@ -29,13 +29,19 @@ EMAIL = re.compile(
     r"(?<![\w.%+\-:/])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b"
 )
+#: IBANs and letter-and-digit ids. The plain form is ``\b(?:(?P<iban>[A-Z]{2}\d{2}…)|(?P<cf>[A-Z]{6}…)|…)\b``;
+#: it is written to start with a character class (every branch starts with a capital or a digit) and to
+#: check the word boundary behind that character, so that ``re`` skips to each capital or digit at C
+#: speed instead of trying the pattern at every position. Each branch checks its first character with a
+#: look-behind and goes on from the second; its group holds the value but that character. The tests
+#: compare the two forms.
 ALNUM_ID = re.compile(
-    r"\b(?:(?P<iban>[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)"
-    r"|(?P<cf>[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z])"
-    r"|(?P<nie>[XYZ]-?\d{7}-?[A-Z])"
-    r"|(?P<dni>\d{8}-?[A-Z])"
-    r"|(?P<nino>[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
-    r"|(?P<pan>[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]))\b"
+    r"[A-Z\d](?<!\w.)(?:(?<=[A-Z])(?P<iban>[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)"
+    r"|(?<=[A-Z])(?P<cf>[A-Z]{5}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z])"
+    r"|(?<=[XYZ])(?P<nie>-?\d{7}-?[A-Z])"
+    r"|(?<=\d)(?P<dni>\d{7}-?[A-Z])"
+    r"|(?<=[A-CEGHJ-PR-TW-Z])(?P<nino>[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
+    r"|(?<=[A-Z])(?P<pan>[A-Z]{2}[ABCFGHJLPT][A-Z]\d{4}[A-Z]))\b"
 )
 MAC = re.compile(
     r"(?<![\w:\-.])(?:[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}"
@@ -114,14 +120,14 @@ class TokenRecognizer:
 
     def _network(self, text: str) -> Iterator[Match]:
         if Entity.MAC_ADDRESS in self._entities:
-            for m in MAC.finditer(text):
+            for start, end in mac_addresses(text):
                 yield Match(
-                    entity=Entity.MAC_ADDRESS, kind="mac", start=m.start(), end=m.end(), score=0.85,
+                    entity=Entity.MAC_ADDRESS, kind="mac", start=start, end=end, score=0.85,
                     validated=False,
                 )  # fmt: skip
         if Entity.IP_ADDRESS in self._entities and _v6_gate(text):
             joined = SEP in text
-            for m in IPV6.finditer(text):
+            for m in ipv6_candidates(text):
                 try:
                     ipaddress.IPv6Address(m.group())
                 except ValueError:
@@ -132,6 +138,54 @@ class TokenRecognizer:
                     entity=Entity.IP_ADDRESS, kind="ipv6", start=m.start(), end=m.end(), score=0.9,
                     validated=True,
                 )  # fmt: skip
+
+
+#: The two forms of MAC, each found from its first separator (``:``/``-`` or ``.``), a character class
+#: ``re`` skips to at C speed, with the hex digits and the boundary before it checked by a look-behind.
+_MAC_COLON = re.compile(
+    r"([:\-])(?<=(?<![\w:\-.])[0-9A-Fa-f]{2}[:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:\-]|\.\w)"
+)
+_MAC_DOT = re.compile(r"\.(?<=(?<![\w:\-.])[0-9A-Fa-f]{4}\.)[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![\w:\-]|\.\w)")
+
+
+def mac_addresses(text: str) -> list[tuple[int, int]]:
+    """The spans of ``MAC.finditer(text)``.
+
+    Two matches of MAC never overlap and never start at the same place (a match is all hex digits and
+    separators, and none may follow one of those), so the matches of its two forms, each found from
+    its first separator, are the matches of the pattern.
+    """
+    spans = (
+        [(m.start() - 2, m.end()) for m in _MAC_COLON.finditer(text)] if ":" in text or "-" in text else []
+    )
+    if "." in text:
+        dotted = [(m.start() - 4, m.end()) for m in _MAC_DOT.finditer(text)]
+        if dotted:
+            spans = sorted(spans + dotted)
+    return spans
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_BEFORE_V6 = re.compile(r"[\w:.]")
+
+
+def ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
+    """``IPV6.finditer(text)``, tried only at the start of each run of hex digits and colons.
+
+    A match starts where no word character, colon or dot comes before it, and holds a colon within its
+    run of hex digits and colons: so it starts at the beginning of such a run, found by walking back
+    from the run's first colon over hex digits (colons are few; ``re`` would try every position).
+    """
+    starts = []
+    c = text.find(":")
+    while c >= 0:
+        p = c
+        while p > 0 and text[p - 1] in _HEX:
+            p -= 1
+        if p == 0 or not _BEFORE_V6.match(text, p - 1):  # else inside a run, or after a word or a dot
+            starts.append(p)
+        c = text.find(":", c + 1)
+    return match_at(IPV6, text, starts)
 
 
 def _v6_gate(text: str) -> bool:
