@@ -198,6 +198,83 @@ def safe_load_result(
     )
 
 
+def is_onnx_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's content identifies as an ONNX model (False when it cannot be read)."""
+    from garrison.formats import HEAD_BYTES, identify
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+        return identify(Path(path), head, Path(path).stat().st_size).format == "onnx"
+    except (OSError, GarrisonError):
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OnnxLoadResult:
+    """What :func:`safe_load_onnx` loaded, and the evidence it was safe to."""
+
+    model: Any
+    """The :class:`~garrison.assess.adapters_onnx.OnnxModel` over a hardened ONNX Runtime session."""
+    path: Path
+    """The file loaded (links resolved)."""
+    digest: str
+    """``sha256:<hex>`` of the bytes loaded (and scanned)."""
+    report: ScanReport
+    """The scan that cleared the file."""
+    signature_verified: bool
+    """Whether a verifier accepted the file's signature."""
+
+
+def safe_load_onnx(
+    path: str | os.PathLike[str],
+    *,
+    allow_external: bool = True,
+    threads: int | None = None,
+    require_signature: bool = False,
+    verifier: SignatureVerifier | None = None,
+    settings: Settings | None = None,
+) -> OnnxLoadResult:
+    """The ONNX counterpart of :func:`safe_load_result`, in the same order, each step failing closed.
+
+    The file is read once and hashed; the signature is checked against that digest when required (by
+    ``require_signature`` or the settings) or when a verifier is given or configured; the scan runs
+    and refuses as for pickles (and must have scanned exactly those bytes); the bytes are checked
+    again for custom operator domains and for external data (refused outright unless
+    ``allow_external``: a signature covers only the ``.onnx`` file); then those bytes in memory,
+    never the path again, become a hardened ONNX Runtime session
+    (:func:`~garrison.assess.adapters_onnx.hardened_session`; ``threads`` bounds its intra-op threads).
+    """
+    from garrison.assess.adapters_onnx import (
+        OnnxModel,
+        OnnxRefusedError,
+        check_onnx_bytes,
+        hardened_session,
+        read_regular,
+    )
+
+    label = os.fspath(path)
+    target, data = read_regular(Path(label))
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    required = require_signature or (settings is not None and settings.require_signature)
+    verified = required or verifier is not None
+    if verified:
+        _verify(label, target, digest, verifier or _configured_verifier(settings))
+    report = _scan(target, label, settings, None)
+    fmt = check_scan(label, target, report, digest, Gate())
+    if fmt != "onnx":
+        raise OnnxRefusedError(f"the scan read {label} as {fmt}, not ONNX")
+    external = check_onnx_bytes(data, target.parent, label, allow_external=allow_external)
+    session = hardened_session(data, external_dir=target.parent if external else None, threads=threads)
+    return OnnxLoadResult(
+        model=OnnxModel(session, name=target.name),
+        path=target,
+        digest=digest,
+        report=report,
+        signature_verified=verified,
+    )
+
+
 def _open_regular(path: Path) -> tuple[Path, IO[bytes]]:
     try:
         target = path.resolve(strict=True)

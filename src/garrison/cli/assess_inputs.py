@@ -145,14 +145,15 @@ def load_model(
     black-box :class:`~garrison.assess.adapters_remote.HttpModel`.
     """
     from garrison.core.errors import UsageError
-    from garrison.loading import safe_load_result
+    from garrison.loading import is_onnx_file, safe_load_onnx, safe_load_result
 
     if "://" in path:
         return _endpoint(path, endpoint or Endpoint(), arch)
-    if _is_onnx(path):
+    if is_onnx_file(path):
         if arch is not None:
             raise UsageError("--arch applies to PyTorch state dicts, and this is an ONNX model")
-        return _load_onnx(path)
+        onnx = safe_load_onnx(path, settings=loaded.settings)
+        return onnx.model, LoadedModel(locator=path, digest=onnx.digest, format="onnx")
     result = safe_load_result(path, allow=allow, settings=loaded.settings)
     where = LoadedModel(locator=path, digest=result.digest, format=result.format)
     value = result.value
@@ -193,38 +194,6 @@ def _endpoint(url: str, endpoint: Endpoint, arch: str | None) -> tuple[Any, Load
         n_classes=endpoint.n_classes,
     )  # fmt: skip
     return model, LoadedModel(locator=model.url, digest=None, format=None, endpoint=True)
-
-
-def _is_onnx(path: str) -> bool:
-    from garrison.formats import HEAD_BYTES, identify
-
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-        return identify(Path(path), head, Path(path).stat().st_size).format == "onnx"
-    except (OSError, ValueError):
-        return False
-
-
-def _load_onnx(path: str) -> tuple[Any, LoadedModel]:
-    """Read the file once, scan it (refused as ``garrison load`` refuses), run those bytes hardened."""
-    import hashlib
-
-    from garrison.assess.adapters_onnx import OnnxModel, check_onnx_bytes, hardened_session, read_regular
-    from garrison.core.config import Settings
-    from garrison.detectors import default_registry
-    from garrison.engine import scan_path
-    from garrison.supplychain.safeload.refusal import check_scan
-    from garrison.supplychain.safeload.unpickler import Gate
-
-    target, data = read_regular(Path(path))
-    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-    settings = Settings().model_copy(update={"digest": "full"})  # compare what was scanned with what was read
-    report = scan_path(target, settings=settings, registry=default_registry(), target_label=path)
-    check_scan(path, target, report, digest, Gate())
-    check_onnx_bytes(data, target.parent, path)
-    session = hardened_session(data, external_dir=target.parent)
-    return OnnxModel(session, name=target.name), LoadedModel(locator=path, digest=digest, format="onnx")
 
 
 def _torch() -> Any:

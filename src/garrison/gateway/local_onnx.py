@@ -1,7 +1,8 @@
 """ONNX models behind the gateway's ``kind: local`` routes: verified, scanned, then run by ONNX Runtime.
 
-The same order as :mod:`garrison.gateway.local_models`, each step failing closed (a refusal stops the
-gateway from starting, with the reason):
+Loaded by :func:`garrison.loading.safe_load_onnx`, in the same order as
+:mod:`garrison.gateway.local_models`, each step failing closed (a refusal stops the gateway from
+starting, with the reason):
 
 1. the file is opened once (a regular file, links resolved) and read whole; its digest is the SHA-256
    of exactly those bytes;
@@ -25,29 +26,15 @@ Python globals) and is ignored.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from garrison.core.errors import ConfigError, GarrisonError
 from garrison.gateway.local_models import LocalModel, LocalModelConfig
+from garrison.loading import is_onnx_file
 
 __all__ = ["OnnxLocalModel", "is_onnx_file", "load_local_model"]
-
-
-def is_onnx_file(path: Path) -> bool:
-    """Whether the file's content identifies as an ONNX model (False when it cannot be read)."""
-    from garrison.formats import HEAD_BYTES, identify
-
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-            size = Path(path).stat().st_size
-        return identify(Path(path), head, size).format == "onnx"
-    except (OSError, GarrisonError):
-        return False
 
 
 def load_local_model(config: LocalModelConfig, *, where: str) -> LocalModel | OnnxLocalModel:
@@ -81,29 +68,23 @@ class OnnxLocalModel:
 
     @classmethod
     def _load(cls, config: LocalModelConfig) -> OnnxLocalModel:
-        from garrison.assess.adapters_onnx import (
-            OnnxModel,
-            OnnxRefusedError,
-            check_onnx_bytes,
-            hardened_session,
-            read_regular,
-        )
+        from garrison.integrity.gate import SignaturePolicy, make_verifier
+        from garrison.loading import safe_load_onnx
 
-        label = str(config.path)
-        target, data = read_regular(Path(config.path))
-        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        verified = _verify(config, target, digest)
-        report = _scan(target, label)
-        from garrison.supplychain.safeload.refusal import check_scan
-        from garrison.supplychain.safeload.unpickler import Gate
-
-        fmt = check_scan(label, target, report, digest, Gate())
-        if fmt != "onnx":
-            raise OnnxRefusedError(f"the scan read {label} as {fmt}, not ONNX")
-        check_onnx_bytes(data, target.parent, label, allow_external=False)
-        session = hardened_session(data, threads=1)
-        model = OnnxModel(session, name=target.name)
-        return cls(config, model, digest=digest, signature_verified=verified)
+        verifier = None
+        if config.key is not None or config.certs:
+            policy = SignaturePolicy(
+                require=config.require_signature,
+                key=config.key,
+                certs=config.certs,
+                signature=config.signature,
+            )
+            verifier = make_verifier(policy)
+        result = safe_load_onnx(
+            config.path, allow_external=False, threads=1, require_signature=config.require_signature,
+            verifier=verifier,
+        )  # fmt: skip
+        return cls(config, result.model, digest=result.digest, signature_verified=result.signature_verified)
 
     def predict(self, features: np.ndarray) -> dict[str, Any]:
         """``{"predictions": rows}``: the model's scores (or labels) per row."""
@@ -130,40 +111,3 @@ class OnnxLocalModel:
             scores = np.exp(scores - scores.max(axis=1, keepdims=True))
             scores /= scores.sum(axis=1, keepdims=True)
         return {"predictions": scores.tolist()}
-
-
-def _verify(config: LocalModelConfig, target: Path, digest: str) -> bool:
-    """Check the signature over ``digest`` when required or configured; whether it was checked."""
-    from garrison.integrity.gate import SignaturePolicy, make_verifier
-    from garrison.supplychain.safeload.errors import LoadRefusedError
-
-    if not (config.require_signature or config.key is not None or config.certs):
-        return False
-    if config.key is None and not config.certs:
-        raise LoadRefusedError(
-            str(config.path),
-            "a verified signature is required, but no trusted key or certificate is configured",
-            hint="set local.key or local.certs, or require_signature: false",
-        )
-    policy = SignaturePolicy(
-        require=config.require_signature, key=config.key, certs=config.certs, signature=config.signature
-    )
-    try:
-        make_verifier(policy)(target, digest)
-    except GarrisonError as exc:
-        raise LoadRefusedError(str(config.path), f"signature verification failed: {exc.message}") from None
-    except Exception as exc:  # noqa: BLE001 - any failure of a verifier is a refusal, never a pass
-        raise LoadRefusedError(
-            str(config.path), f"signature verification failed: {type(exc).__name__}: {exc}"
-        ) from None
-    return True
-
-
-def _scan(target: Path, label: str) -> Any:
-    from garrison.core.config import Settings
-    from garrison.detectors import default_registry
-    from garrison.engine import scan_path
-
-    # The whole file is hashed, so the digest of what was scanned can be compared with what was read.
-    settings = Settings().model_copy(update={"digest": "full"})
-    return scan_path(target, settings=settings, registry=default_registry(), target_label=label)
