@@ -105,6 +105,8 @@ class ModelAdapter(ABC):
 
     #: Short description of the wrapped model, for reports.
     name: str
+    #: What runs the model, for reports: ``torch``, ``sklearn``, ``onnx``, ``http``, ...
+    framework: str = "custom"
     #: Rows per forward pass.
     batch_size: int
 
@@ -204,6 +206,8 @@ class TorchModel(ModelAdapter):
     binary logit (scores ``[0, z]``). ``output_kind`` forces the reading of the output when detection
     on the first batch would be wrong.
     """
+
+    framework = "torch"
 
     def __init__(
         self,
@@ -309,6 +313,8 @@ class SklearnModel(ModelAdapter):
     Linear classifiers, ``MLPClassifier`` and scaler pipelines ending in one of those get gradients
     through an equivalent torch function; others are black-box.
     """
+
+    framework = "sklearn"
 
     def __init__(self, estimator: Any, *, batch_size: int = 4096, name: str | None = None) -> None:
         if not hasattr(estimator, "predict"):

@@ -56,7 +56,7 @@ class Answer:
 class BlackBoxModel(ModelAdapter):
     """A model known only by its answers; subclasses say how to get one batch's answer."""
 
-    framework: str = "black-box"
+    framework = "black-box"
 
     def __init__(
         self,

@@ -32,7 +32,6 @@ from garrison.assess.adapters import (
     GradientUnavailableError,
     ModelAdapter,
     OutputKind,
-    SklearnModel,
     as_model,
     require_torch,
     to_numpy,
@@ -114,15 +113,8 @@ class _Prepared:
 
 
 def _model_info(adapter: ModelAdapter, prep: _Prepared) -> ModelInfo:
-    return ModelInfo(
-        name=adapter.name,
-        framework=getattr(adapter, "framework", "sklearn" if isinstance(adapter, SklearnModel) else "torch"),
-        output_kind=adapter.output_kind.value,
-        n_classes=adapter.n_classes,
-        input_shape=tuple(prep.x.shape[1:]),
-        valid_range=(prep.lo, prep.hi),
-        valid_range_inferred=prep.inferred,
-        has_gradients=adapter.has_gradients,
+    return ModelInfo.of(
+        adapter, input_shape=tuple(prep.x.shape[1:]), valid_range=(prep.lo, prep.hi), inferred=prep.inferred
     )
 
 

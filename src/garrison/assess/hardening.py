@@ -386,6 +386,7 @@ class HardenedOutputs(ModelAdapter):
         if canonical == "round" and decimals is None:
             raise ConfigError("round mode needs decimals", hint="pass decimals=1, 2, …")
         self.inner = as_model(model)
+        self.framework = self.inner.framework
         self.mode = canonical
         self.k = k
         self.decimals = decimals

@@ -85,6 +85,22 @@ class ModelInfo:
     has_gradients: bool
     """Whether gradient-based attacks could run."""
 
+    @classmethod
+    def of(
+        cls, adapter: Any, *, input_shape: tuple[int, ...], valid_range: tuple[float, float], inferred: bool
+    ) -> ModelInfo:
+        """What a :class:`~garrison.assess.adapters.ModelAdapter` that has seen an input says about itself."""
+        return cls(
+            name=adapter.name,
+            framework=adapter.framework,
+            output_kind=adapter.output_kind.value,
+            n_classes=adapter.n_classes,
+            input_shape=tuple(input_shape),
+            valid_range=valid_range,
+            valid_range_inferred=inferred,
+            has_gradients=adapter.has_gradients,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvasionReport:

@@ -755,23 +755,14 @@ def _describe(
     """The model as the report names it, its clean accuracy on the samples, and a note on the range."""
     import numpy as np
 
-    from garrison.assess.adapters import SklearnModel, as_model
+    from garrison.assess.adapters import as_model
     from garrison.assess.results import ModelInfo
 
     if evasion is not None:
         return evasion.model, evasion.results[0].clean_accuracy, []
     adapter = as_model(net)
     clean = float(np.mean(adapter.predict(x) == adapter.label_indices(y)))  # also probes the output
-    info = ModelInfo(
-        name=adapter.name,
-        framework=getattr(adapter, "framework", "sklearn" if isinstance(adapter, SklearnModel) else "torch"),
-        output_kind=adapter.output_kind.value,
-        n_classes=adapter.n_classes,
-        input_shape=tuple(x.shape[1:]),
-        valid_range=bounds,
-        valid_range_inferred=inferred,
-        has_gradients=adapter.has_gradients,
-    )
+    info = ModelInfo.of(adapter, input_shape=tuple(x.shape[1:]), valid_range=bounds, inferred=inferred)
     note = [f"valid input range [{bounds[0]:g}, {bounds[1]:g}] inferred from the data"] if inferred else []
     return info, clean, note
 
