@@ -167,6 +167,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="time each attack this often, keep the fastest")
+    parser.add_argument("--cw-repeat", type=int, default=1, help="the same for CW-L2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = np.load(args.data)
@@ -189,9 +190,13 @@ def main() -> int:
     arrays: dict[str, np.ndarray] = {}
     for entry in json.loads(args.plan.read_text()):
         times = []
-        for _ in range(
-            1 if entry["attack"] in ("cw-l2", "hsj", "autoattack", "autoattack-std") else args.repeat
-        ):
+        if entry["attack"] == "cw-l2":
+            runs = args.cw_repeat
+        elif entry["attack"] in ("hsj", "autoattack", "autoattack-std"):
+            runs = 1
+        else:
+            runs = args.repeat
+        for _ in range(runs):
             model.rows = 0
             np.random.seed(0)
             torch.manual_seed(0)

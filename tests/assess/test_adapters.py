@@ -78,6 +78,59 @@ def test_torch_gradient_matches_finite_differences(mlp: Any, digits: Any) -> Non
         np.testing.assert_allclose(g[:, j], (lp - lm) / (2 * h), rtol=0.05, atol=1e-3)
 
 
+class _ViewNet(torch.nn.Module):
+    """A conv net that flattens with ``view``, which a channels-last tensor with 2 channels cannot take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(2 * 4 * 4, 3)
+        self.conv = torch.nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(x.view(len(x), -1))
+        return out
+
+
+def _conv_net() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 3),
+    ).eval()
+
+
+def test_conv_net_is_fed_channels_last_with_the_same_scores_and_gradients() -> None:
+    net = _conv_net()
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    model = TorchModel(net)
+    model.ensure_probed(x)
+    assert model._channels_last
+    with torch.no_grad():
+        plain = net(x).numpy()
+    np.testing.assert_allclose(model.scores(x), plain, rtol=1e-5, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(net(xg), torch.as_tensor(y), reduction="sum")
+    (expected,) = torch.autograd.grad(loss, xg)
+    np.testing.assert_allclose(model.gradient(x, y), expected.numpy(), rtol=1e-4, atol=1e-6)
+    assert next(net.parameters()).is_contiguous()  # the user's module keeps its own layout
+
+
+def test_module_that_views_its_input_keeps_the_default_layout() -> None:
+    model = TorchModel(_ViewNet().eval())
+    x = torch.rand(5, 2, 4, 4)
+    model.ensure_probed(x)
+    assert not model._channels_last
+    assert model.scores(x).shape == (5, 3)
+    mlp_model = TorchModel(_conv_net()[3:])  # no convolution: never switched
+    mlp_model.ensure_probed(torch.rand(2, 4, 4, 4))
+    assert not mlp_model._channels_last
+
+
 def test_logistic_regression_converted_exactly(logreg: Any, digits: Any) -> None:
     model = SklearnModel(logreg)
     x = digits[2]

@@ -226,12 +226,17 @@ class TorchModel(ModelAdapter):
         self.name = name or type(module).__name__
         self._kind = output_kind
         self._n_classes: int | None = None
+        self._channels_last = False
         params = list(module.parameters())
         self._dtype = params[0].dtype if params else th.float32
         self._device: torch.device = params[0].device if params else th.device("cpu")
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.module(x.to(self._device, self._dtype))
+        x = x.to(self._device, self._dtype)
+        if self._channels_last:
+            th = require_torch("PyTorch models")
+            x = x.to(memory_format=th.channels_last)
+        out: torch.Tensor = self.module(x)
         if out.ndim != 2:
             raise InputError(f"{self.name} returned an output of shape {tuple(out.shape)}; expected (N, C)")
         if out.shape[1] == 1:
@@ -241,10 +246,33 @@ class TorchModel(ModelAdapter):
     def _probe(self, x: torch.Tensor) -> None:
         torch = require_torch("PyTorch models")
         with torch.no_grad():
-            out = self._raw(x[: min(len(x), 64)])
+            head = x[: min(len(x), 64)]
+            out = self._raw(head)
+            self._channels_last = self._prefers_channels_last(head, out)
         self._n_classes = int(out.shape[1])
         if self._kind is None:
             self._kind = detect_output_kind(out.detach().cpu().numpy())
+
+    def _prefers_channels_last(self, x: torch.Tensor, out: torch.Tensor) -> bool:
+        """Whether to feed images to the module in channels-last layout (NHWC strides, same values).
+
+        A convolutional network on a CPU runs its convolutions and, above all, its pooling markedly
+        faster that way (in PyTorch 2.13 max pooling is about ten times faster on a channels-last
+        tensor), and the layout carries through the network. Used only for 4-D inputs to a module
+        with a ``Conv2d``, and only when the module gives the same output both ways: a module that
+        reshapes its input with ``view`` fails on a channels-last tensor, and then keeps the default.
+        """
+        th = require_torch("PyTorch models")
+        if x.ndim != 4 or not any(isinstance(m, th.nn.Conv2d) for m in self.module.modules()):
+            return False
+        try:
+            self._channels_last = True
+            again = self._raw(x)
+        except (RuntimeError, InputError):
+            return False
+        finally:
+            self._channels_last = False
+        return bool(again.shape == out.shape and th.allclose(again, out, rtol=1e-4, atol=1e-5))
 
     def ensure_probed(self, x: Any) -> None:
         """Run the first forward pass on ``x`` (a few rows) to learn the class count and output kind."""

@@ -175,14 +175,15 @@ class APGD:
 class CarliniWagnerL2:
     """Carlini–Wagner L2: minimal L2 perturbation; no epsilon (see :mod:`garrison.assess.evasion_cw`)."""
 
-    binary_search_steps: int = 5
+    binary_search_steps: int = 4
     """Rounds of the binary search over the constant c."""
     steps: int = 50
     """Adam steps per round (stops early when the loss stalls)."""
     learning_rate: float = 0.1
     """Adam step size in tanh space."""
-    initial_const: float = 0.1
-    """Starting c."""
+    initial_const: float = 1.0
+    """Starting c (on the digits CNN, c = 1 then 4 rounds reach a smaller median L2 than c = 0.1 then 5,
+    with a fifth fewer model passes)."""
     confidence: float = 0.0
     """Margin κ by which the wrong class must win."""
     warm_start: bool = True
