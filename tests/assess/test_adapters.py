@@ -118,6 +118,7 @@ def test_conv_net_is_fed_channels_last_with_the_same_scores_and_gradients() -> N
     (expected,) = torch.autograd.grad(loss, xg)
     np.testing.assert_allclose(model.gradient(x, y), expected.numpy(), rtol=1e-4, atol=1e-6)
     assert next(net.parameters()).is_contiguous()  # the user's module keeps its own layout
+    assert not net[2]._forward_hooks  # the pooling hook lives only during a call
 
 
 def test_module_that_views_its_input_keeps_the_default_layout() -> None:
