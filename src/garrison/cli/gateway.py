@@ -1,4 +1,5 @@
-"""``garrison gateway serve|check``: run the security gateway, or validate its configuration."""
+"""``garrison gateway serve|check|roles|routes|limits``: run the security gateway, validate its
+configuration, or change its roles, routes and limits (:mod:`garrison.cli.gateway_config`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from typing import Annotated
 
 import typer
 
+from garrison.cli.gateway_config import limits_app, roles_app, routes_app
+
 app = typer.Typer(
     help="The security gateway in front of ML and LLM endpoints.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
 )
+app.add_typer(roles_app, name="roles")
+app.add_typer(routes_app, name="routes")
+app.add_typer(limits_app, name="limits")
 
 ConfigPath = Annotated[
     Path, typer.Option("--config", "-c", help="gateway.yaml: routes, auth, roles, limits, audit.")

@@ -1,11 +1,16 @@
 """The admin API under ``admin.prefix`` (default ``/admin``), for callers with the admin role.
 
-Keys are managed here as with ``garrison keys``; roles, routes and limits are shown as the running
-configuration (they change by editing gateway.yaml and restarting, so a reviewed file stays the
-source of truth). ``GET {prefix}/openapi.json`` describes every endpoint.
+Keys are managed here as with ``garrison keys``. Roles, routes and limits are shown as the running
+configuration and changed one entry at a time (``PUT`` / ``DELETE {prefix}/roles|routes|limits/{name}``)
+in gateway.yaml itself, which stays the source of truth: each change is validated as a whole new
+file, written atomically and applied between requests (:mod:`~garrison.gateway.config_store`). A
+change must send ``If-Match`` with the ETag of the configuration (the SHA-256 of the file, on every
+``GET``), so two admins never overwrite each other unseen (412). ``GET {prefix}/openapi.json``
+describes every endpoint.
 
 Every call is authorized (action ``admin`` on route ``admin``) before its body is read, and becomes
-one audit event like any other request. Key texts appear only in the response that creates them.
+one audit event like any other request; a configuration change is one more (``gateway.config.changed``,
+with the file's digests before and after). Key texts appear only in the response that creates them.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from garrison.core.errors import GarrisonError
+from garrison.gateway.config_store import ENTRY_MODELS, ConfigChangeError, etag, validate_entry
 from garrison.gateway.http import JSON_TYPE, NO_STORE, Receive, Scope, Send, read_body, send_response
 from garrison.gateway.keys import KeyRecord, create_key, list_keys, parse_duration, revoke_key, rotate_key
+from garrison.gateway.routes import RouteConfig
 from garrison.gateway.types import Decision, Denied, Outcome
 from garrison.gateway.validate import parse_json_body
 
@@ -30,6 +38,9 @@ if TYPE_CHECKING:
     from garrison.gateway.server import Components
 
 _KEY_PATH = re.compile(r"^keys/(?P<id>[A-Za-z0-9]{1,64})/(?P<verb>revoke|rotate)$")
+#: One entry of the configuration; its name is checked further by the section's model.
+_NAME = r"[A-Za-z0-9_.:-]{1,64}"
+_ENTRY_PATH = re.compile(rf"^(?P<section>roles|routes|limits)/(?P<name>{_NAME})$")
 _MAX_ADMIN_BODY = 64 * 1024
 #: The duration syntax of :func:`garrison.gateway.keys.parse_duration`, as the API documents it.
 _DURATION_PATTERN = r"^\s*\d{1,6}\s*[smhdw]\s*$"
@@ -104,16 +115,24 @@ async def handle_admin(
     method = facts.method
     actor = facts.principal.id if facts.principal is not None else "anonymous"
     found = _KEY_PATH.match(sub)
+    entry = _ENTRY_PATH.match(sub)
+    live = gateway.live
+    version = etag(live.digest) if live is not None else None
     if method == "GET" and sub in _VIEWS:
         status, payload = 200, _VIEWS[sub](c, prefix)
+    elif method in ("PUT", "DELETE") and entry:
+        status, payload = await _change(
+            c, scope, receive, ex, gateway, actor, entry.group("section"), entry.group("name")
+        )
+        version = payload["etag"]
     elif method == "POST" and sub == "keys":
         status, payload = await _create(c, scope, receive, ex, actor)
     elif method == "POST" and found:
         status, payload = await _key_action(
             c, scope, receive, ex, actor, found.group("id"), found.group("verb")
         )
-    elif sub in _VIEWS or found:
-        allowed = "POST" if found else "GET, POST" if sub == "keys" else "GET"
+    elif sub in _VIEWS or found or entry:
+        allowed = "POST" if found else "DELETE, PUT" if entry else "GET, POST" if sub == "keys" else "GET"
         raise Denied(405, "method_not_allowed", headers=(("allow", allowed),))
     else:
         raise Denied(404, "no_route")
@@ -123,6 +142,8 @@ async def handle_admin(
     # a response that carries a new key is audited by its status alone, never its digest or body
     ex.response_bytes = b"" if "key" in payload else data
     headers = [JSON_TYPE, NO_STORE]
+    if version is not None:
+        headers.append((b"etag", version.encode()))
     gateway._finish(ex, headers)
     await send_response(send, status, data, headers)
 
@@ -160,6 +181,63 @@ async def _key_action(
     return 201, {"key": created.key, "shown_once": True, **_key_json(created.record)}
 
 
+async def _change(
+    c: Components,
+    scope: Scope,
+    receive: Receive,
+    ex: Any,
+    gateway: Gateway,
+    actor: str,
+    section: str,
+    name: str,
+) -> tuple[int, dict[str, Any]]:
+    """Replace, create or delete one entry of gateway.yaml and serve the new configuration."""
+    body = await _body(receive, scope, c, ex)
+    entry: dict[str, Any] | None = None
+    try:
+        if scope["method"] == "PUT":
+            if not body:
+                raise ConfigChangeError(
+                    422, "admin_body_invalid", f"PUT needs the {section[:-1]} as a JSON body"
+                )
+            entry, _ = validate_entry(section, name, parse_json_body(body, max_depth=16))
+        live = gateway.live
+        if live is None:
+            raise ConfigChangeError(
+                409,
+                "config_not_a_file",
+                "this gateway's configuration was not read from a file, so it cannot be changed here",
+            )
+        if_match = next((v for k, v in scope["headers"] if k == b"if-match"), None)
+        done = await live.change(
+            section=section,
+            name=name,
+            entry=entry,
+            if_match=if_match.decode("latin-1") if if_match is not None else None,
+            actor=actor,
+        )
+    except ConfigChangeError as exc:
+        headers = (("etag", etag(exc.current)),) if exc.current is not None else ()
+        raise Denied(exc.status, exc.reason, public=exc.message[:2000], headers=headers) from None
+    tag = etag(done.after)
+    if done.action == "delete":
+        return 200, {"deleted": name, "etag": tag}
+    config = live.gateway.c.config
+    shown: dict[str, Any]
+    if section == "roles":
+        shown = config.roles.root[name].model_dump(mode="json")
+    elif section == "routes":
+        shown = _route_json(next(r for r in config.routes if r.name == name))
+    else:
+        shown = next(r for r in config.limits if r.name == name).model_dump(mode="json")
+    return 201 if done.created else 200, {"name": name, section[:-1]: shown, "etag": tag}
+
+
+def _route_json(r: RouteConfig) -> dict[str, Any]:
+    """What the API shows of a route (never its upstream headers, which may hold provider keys)."""
+    return {"name": r.name, "path": r.path, "methods": list(r.methods), "kind": r.kind, "action": r.action}
+
+
 def _show_keys(c: Components, prefix: str) -> dict[str, Any]:
     return {"keys": [_key_json(r) for r in list_keys(c.store)]}
 
@@ -169,12 +247,7 @@ def _show_roles(c: Components, prefix: str) -> dict[str, Any]:
 
 
 def _show_routes(c: Components, prefix: str) -> dict[str, Any]:
-    return {
-        "routes": [
-            {"name": r.name, "path": r.path, "methods": list(r.methods), "kind": r.kind, "action": r.action}
-            for r in c.config.routes
-        ]
-    }
+    return {"routes": [_route_json(r) for r in c.config.routes]}
 
 
 def _show_limits(c: Components, prefix: str) -> dict[str, Any]:
@@ -240,12 +313,15 @@ _REFUSALS = {
     400: "Malformed request: a refused path or header, or a body that is not valid JSON",
     401: "No valid credentials",
     403: "The caller lacks the admin role",
-    404: "No key with this id",
+    404: "No key with this id, no role, route or limit with this name, or a name the path cannot hold",
     408: "The body did not arrive in time",
     413: "Body over 64 KiB",
     415: "A body that is not application/json",
-    422: "The body does not validate",
-    503: "The key store cannot be read, so keys are refused",
+    409: "The change would leave the admin role without the admin grant, or the configuration is not a file",
+    412: "If-Match does not name the configuration's current ETag (the response's ETag does)",
+    422: "The body, or the configuration it makes, does not validate (the message names the field)",
+    428: "A change must send If-Match with the configuration's ETag, or *",
+    503: "The key store or the configuration file cannot be read",
 }
 #: Refusals any admin call can get (before its body is read).
 _ALWAYS = (400, 401, 403, 503)
@@ -364,6 +440,9 @@ def openapi(prefix: str) -> dict[str, Any]:
                 "responses": _responses(200, "OK", schema),
             }
         }
+        if sub != "openapi.json":
+            paths[f"{prefix}/{sub}"]["get"]["responses"]["200"]["headers"] = _ETAG
+    paths.update(_entry_paths(prefix, body))
     key = _object(
         {
             "id": string,
@@ -393,6 +472,7 @@ def openapi(prefix: str) -> dict[str, Any]:
                         _object({"key": string, "shown_once": {"type": "boolean", "const": True}}),
                     ]
                 },
+                **_config_schemas(),
                 "NewKey": NewKey.model_json_schema(),
                 "Rotation": Rotation.model_json_schema(),
                 "Revocation": Revocation.model_json_schema(),
@@ -402,3 +482,73 @@ def openapi(prefix: str) -> dict[str, Any]:
             },
         },
     }
+
+
+_ETAG = {
+    "ETag": {
+        "description": "SHA-256 of gateway.yaml: send it back in If-Match to change the configuration",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _entry_paths(prefix: str, body: Callable[[str, bool], dict[str, Any]]) -> dict[str, Any]:
+    """``PUT`` and ``DELETE {prefix}/roles|routes|limits/{name}``."""
+    string = {"type": "string"}
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{_NAME}$"},
+    }
+    if_match = {
+        "name": "If-Match",
+        "in": "header",
+        "required": True,
+        "description": "The ETag of the configuration this change was made against, or * for any",
+        "schema": {"type": "string", "minLength": 1},
+    }
+    paths: dict[str, Any] = {}
+    for section, model in ENTRY_MODELS.items():
+        one = section[:-1]
+        title = one.capitalize()
+        saved = _object({"name": string, one: {"type": "object"}, "etag": string})
+        put = _responses(200, f"{title} replaced", saved, 404, 409, 412, 428, *_WITH_BODY)
+        put["200"]["headers"] = _ETAG
+        put["201"] = {"description": f"{title} created", "content": _json(saved), "headers": _ETAG}
+        deleted = _responses(
+            200,
+            f"{title} deleted",
+            _object({"deleted": string, "etag": string}),
+            404,
+            409,
+            412,
+            428,
+            *_WITH_BODY,
+        )
+        deleted["200"]["headers"] = _ETAG
+        paths[f"{prefix}/{section}/{{name}}"] = {
+            "put": {
+                "operationId": f"put{title}",
+                "summary": f"Create or replace a {one} in gateway.yaml and apply it",
+                "parameters": [name, if_match],
+                "requestBody": body(model.__name__, True),
+                "responses": dict(sorted(put.items())),
+            },
+            "delete": {
+                "operationId": f"delete{title}",
+                "summary": f"Remove a {one} from gateway.yaml and apply it",
+                "parameters": [name, if_match],
+                "responses": deleted,
+            },
+        }
+    return paths
+
+
+def _config_schemas() -> dict[str, Any]:
+    """The schemas of roles, routes and limits, from the models that validate gateway.yaml."""
+    _, top = models_json_schema(
+        [(model, "validation") for model in ENTRY_MODELS.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    return dict(top.get("$defs", {}))

@@ -107,13 +107,21 @@ class Gateway:
             self.scanners[route.name] = scanners
         self.admin_prefix = config.admin.prefix.rstrip("/") + "/"
         self.server = config.server
+        # admin: a configuration read from a file follows that file between requests (config_store)
+        self.live: Any = None
+        source = getattr(config, "source", None)
+        if source is not None:
+            from garrison.gateway.config_store import LiveConfig
+
+            self.live = LiveConfig(self, *source)
 
     # -- ASGI entry ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            target = self if self.live is None else await self.live.current()  # admin: live config
+            await target._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websockets and anything else: not served (the server closes the connection)
@@ -133,6 +141,8 @@ class Gateway:
                 await self.c.stop()
                 for pool in self.pools.values():
                     await pool.close()
+                if self.live is not None:  # admin: pools of reloaded configurations
+                    await self.live.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -413,6 +423,9 @@ class Gateway:
             if name in (b"content-type", b"accept"):
                 kept.append((bytes(name), bytes(value)))
         kept.extend(self.upstream_headers[route.name])
+        tracing = getattr(self.c, "tracing", None)  # tracing: W3C traceparent naming this request's span
+        if tracing is not None:
+            kept.extend(tracing.upstream_headers())
         return kept
 
 

@@ -80,12 +80,14 @@ class JwtConfig(_Strict):
 
 
 class MtlsConfig(_Strict):
-    """Client TLS certificates, verified by the TLS layer; the gateway maps their subjects to roles."""
+    """Client TLS certificates, verified by the gateway's own TLS (``server.tls``); their subjects map
+    to roles. The subject comes only from the verified certificate, never from a header."""
 
     required: bool = False
     """Deny every request that did not present a verified client certificate."""
     subject_roles: dict[str, list[str]] = Field(default_factory=dict)
-    """Certificate subject (as the server reports it) → roles, for callers authenticated by certificate."""
+    """Certificate subject as an RFC 4514 string, most specific part first (``CN=batch,O=acme``) →
+    roles, for callers authenticated by certificate."""
 
 
 class AuthConfig(_Strict):

@@ -2,6 +2,9 @@
 
 Credentials come from ``Authorization: Bearer <key or JWT>`` or ``x-api-key: <key>``. A request that
 presents two different credentials, or an ``Authorization`` scheme other than Bearer, is refused.
+A client certificate's subject is passed in by the caller of :meth:`Authenticator.authenticate`, from
+the certificate the gateway's own TLS verified (:func:`garrison.gateway.tls.client_subject`); no
+header is ever read for it.
 Every refusal is ``Denied(401, reason)`` whose public text is the same generic message; the reason
 (for the audit log only) never contains the credential.
 """

@@ -9,18 +9,21 @@ provider keys never have to be written into the file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from garrison.core.errors import ConfigError
 from garrison.gateway.audit import AuditConfig
 from garrison.gateway.auth_config import AuthConfig, RolesConfig
 from garrison.gateway.limits_config import LimitRule, LimitsBackendConfig, LimitsSection
 from garrison.gateway.routes import RouteConfig
+from garrison.gateway.tls import TlsConfig, check_mtls  # tls
+from garrison.gateway.tracing import TracingConfig  # tracing
 
 _MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -40,6 +43,9 @@ class ServerConfig(_Strict):
         default=1024 * 1024,
         ge=0,
         description="Default body limit; a route's validation may lower or raise it.",
+    )
+    tls: TlsConfig | None = Field(  # tls
+        default=None, description="TLS terminated by the gateway, and client certificates it verifies."
     )
 
 
@@ -82,6 +88,7 @@ class GatewayConfig(_Strict):
     detectors: dict[str, DetectorFile] = Field(
         default_factory=dict, description="Input detectors by name, for routes' validation.detector."
     )
+    tracing: TracingConfig = TracingConfig()  # tracing: OpenTelemetry, off by default
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
@@ -101,11 +108,20 @@ class GatewayConfig(_Strict):
         guarded = [r.name for r in self.routes if r.guardrails is not None and r.kind != "openai"]
         if guarded:
             raise ValueError(f"guardrails need an OpenAI-compatible route (kind: openai); not {guarded[0]!r}")
+        check_mtls(self.server.tls, mtls_configured=self.auth.mtls is not None)  # tls
         return self
 
     def limits_section(self) -> LimitsSection:
         """The limits settings in the shape the limiter reads."""
         return LimitsSection(limits_backend=self.limits_backend, limits=self.limits)
+
+    # -- admin: where this configuration was read from (garrison.gateway.config_store reloads it) --
+    _source: tuple[Path, str] | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> tuple[Path, str] | None:
+        """The file :func:`load_gateway_config` read and the SHA-256 of its bytes; None when built in code."""
+        return self._source
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -129,7 +145,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     base = path.resolve().parent
     document = _resolve_paths(_expand_env(document, path), base)
     try:
-        return GatewayConfig.model_validate(document)
+        config = GatewayConfig.model_validate(document)
+        config._source = (path.resolve(), hashlib.sha256(raw).hexdigest())  # admin: live reload
+        return config
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
@@ -175,6 +193,9 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
     fix(document.get("audit"), "journal_dir")
     fix(document.get("limits_backend"), "path")
     fix(document.get("metrics"), "multiproc_dir")
+    server = document.get("server")  # tls: certificate files
+    for key in ("cert_file", "key_file", "client_ca_file", "client_crl_file"):
+        fix(server.get("tls") if isinstance(server, dict) else None, key)
     for detector in (document.get("detectors") or {}).values():
         fix(detector, "path")
     auth = document.get("auth")

@@ -4,12 +4,18 @@
 audit log, metrics, per-route validators and scanners) and is what the ASGI app in
 :mod:`~garrison.gateway.app` calls at each step. :func:`serve` runs uvicorn with httptools and
 uvloop, one or several worker processes, no proxy-header trust (``X-Forwarded-For`` is never used
-to identify a caller), and Garrison's JSON logs instead of uvicorn's access log.
+to identify a caller), and Garrison's JSON logs instead of uvicorn's access log. With ``server.tls``
+uvicorn terminates TLS with the gateway's own context and a protocol that hands the verified client
+certificate to the authenticator (:mod:`~garrison.gateway.tls`); with ``tracing.enabled`` the app is
+wrapped in the tracing middleware and the pipeline steps become child spans
+(:mod:`~garrison.gateway.tracing`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import json
 import logging
 import os
@@ -31,11 +37,14 @@ from garrison.gateway.filters import InputScanner
 from garrison.gateway.guardrails import GuardedRequest, Guardrails, SseGuard
 from garrison.gateway.keys import KeyCache
 from garrison.gateway.limits import Admission, Limiter, LimitsBackendError
-from garrison.gateway.local_onnx import load_local_model
+from garrison.gateway.local_models import LocalModel
+from garrison.gateway.local_onnx import OnnxLocalModel, load_local_model
 from garrison.gateway.metrics import Metrics
 from garrison.gateway.ml_features import InputDetector, run_detector
 from garrison.gateway.output_controls import OutputPolicy, apply_output_policy, policy_for, predicted_classes
 from garrison.gateway.routes import RouteConfig, usage_tokens
+from garrison.gateway.tls import PROTOCOL, TlsConfig, client_subject, server_context, uvicorn_context_factory
+from garrison.gateway.tracing import Tracing, TracingMiddleware, traced_subclass, tracing_for
 from garrison.gateway.types import Decision, Denied, Outcome, Principal, RequestFacts
 from garrison.gateway.validate import RouteValidator, check_content_type
 from garrison.store import Store
@@ -62,6 +71,13 @@ def store_url(config: GatewayConfig) -> str:
 class Components:
     """Every stateful part of one gateway worker."""
 
+    validators: dict[str, RouteValidator]
+    monitors: dict[str, ExtractionMonitor]
+    upstream_headers: dict[str, list[tuple[bytes, bytes]]]
+    local_models: dict[str, LocalModel | OnnxLocalModel]
+    guardrails: dict[str, Guardrails]
+    _needs_usage: dict[str, bool]
+
     def __init__(
         self,
         config: GatewayConfig,
@@ -70,10 +86,12 @@ class Components:
         extra_scanners: dict[str, list[InputScanner]] | None = None,
         detectors: Mapping[str, InputDetector] | None = None,
         ship_audit: bool = True,
+        tracing: Tracing | None = None,
     ) -> None:
         """``extra_scanners`` by route name run after the regex filters; ``detectors`` by name are the
         input detectors routes may name in ``validation.detector`` (out-of-distribution, adversarial);
-        ``ship_audit=False`` leaves the journals to a ``garrison audit ship`` process."""
+        ``ship_audit=False`` leaves the journals to a ``garrison audit ship`` process; ``tracing``
+        replaces the one ``config.tracing`` describes (tests: an in-memory exporter)."""
         self.config = config
         self.store = store if store is not None else Store.open(store_url(config))
         self.authn = Authenticator(config.auth, store=self.store)
@@ -82,36 +100,97 @@ class Components:
         self.audit = AuditLog(config.audit, self.store, ship=ship_audit)
         self.metrics = Metrics(config.metrics.multiproc_dir) if config.metrics.enabled else None
         loaded = {name: _load_detector(name, spec.path) for name, spec in config.detectors.items()}
-        detectors = {**loaded, **(detectors or {})}
-        self.validators = {
-            route.name: RouteValidator(route.validation, detectors=detectors, where=f"route {route.name!r}")
-            for route in config.routes
-        }
-        self.monitors = {
-            route.name: ExtractionMonitor(route.extraction)
-            for route in config.routes
-            if route.extraction is not None
-        }
-        self.upstream_headers = {
-            route.name: [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in route.upstream_headers.items()
-            ]
-            for route in config.routes
-        }
+        self._build_routes(config, {**loaded, **(detectors or {})}, previous=None)
         self.extra_scanners = extra_scanners or {}
-        self.local_models = {
-            route.name: load_local_model(route.local, where=f"route {route.name!r}")
-            for route in config.routes
-            if route.local is not None
-        }
-        self.guardrails = {
-            route.name: Guardrails(route.guardrails)
-            for route in config.routes
-            if route.guardrails is not None
-        }
-        self._needs_usage = {route.name: _needs_usage(route, config) for route in config.routes}
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        self.tracing = tracing if tracing is not None else tracing_for(config.tracing)
+        """OpenTelemetry tracing; None when off (then nothing of it is imported)."""
+        if self.tracing is not None:
+            self.__class__ = _traced_components()  # each step runs in a child span of the request's
+
+    def _build_routes(
+        self, config: GatewayConfig, detectors: Mapping[str, InputDetector], previous: Components | None
+    ) -> None:
+        """The per-route parts; with ``previous``, a route whose section is unchanged keeps its own
+        (validator, extraction monitor, loaded local model, guardrails), so a reload neither reloads
+        models nor resets an extraction monitor's history."""
+        before = {r.name: r for r in previous.config.routes} if previous is not None else {}
+        keep_detectors = previous is not None and config.detectors == previous.config.detectors
+
+        def reuse(route: RouteConfig, field: str, held: Mapping[str, Any], make: Callable[[], Any]) -> Any:
+            old = before.get(route.name)
+            if old is not None and route.name in held and getattr(old, field) == getattr(route, field):
+                return held[route.name]
+            return make()
+
+        self.validators = {
+            r.name: reuse(
+                r,
+                "validation",
+                previous.validators if previous is not None and keep_detectors else {},
+                functools.partial(
+                    RouteValidator, r.validation, detectors=detectors, where=f"route {r.name!r}"
+                ),
+            )
+            for r in config.routes
+        }
+        self.monitors = {
+            r.name: reuse(
+                r,
+                "extraction",
+                previous.monitors if previous else {},
+                functools.partial(ExtractionMonitor, r.extraction),
+            )
+            for r in config.routes
+            if r.extraction is not None
+        }
+        self.upstream_headers = {
+            r.name: [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in r.upstream_headers.items()
+            ]
+            for r in config.routes
+        }
+        self.local_models = {
+            r.name: reuse(
+                r,
+                "local",
+                previous.local_models if previous else {},
+                functools.partial(load_local_model, r.local, where=f"route {r.name!r}"),
+            )
+            for r in config.routes
+            if r.local is not None
+        }
+        self.guardrails = {
+            r.name: reuse(
+                r,
+                "guardrails",
+                previous.guardrails if previous else {},
+                functools.partial(Guardrails, r.guardrails),
+            )
+            for r in config.routes
+            if r.guardrails is not None
+        }
+        self._needs_usage = {r.name: _needs_usage(r, config) for r in config.routes}
+
+    def with_config(self, config: GatewayConfig) -> Components:
+        """A copy serving ``config`` that shares every stateful part of this one (store, keys, audit,
+        metrics, the limits backend and its counters, tracing) and reuses the parts of unchanged routes
+        and detectors; used by live reloads (:mod:`garrison.gateway.config_store`)."""
+        c = copy.copy(self)
+        c.config = config
+        c.authz = Authorizer(config.roles, admin_role=config.admin.role)
+        c.limiter = Limiter(config.limits, self.limiter.backend, fail_open=self.limiter.fail_open)
+        detectors: dict[str, InputDetector] = {
+            v.config.detector: v.detector
+            for v in self.validators.values()
+            if v.detector is not None and v.config.detector is not None
+        }
+        for name, spec in config.detectors.items():
+            if name not in detectors or spec != self.config.detectors.get(name):
+                detectors[name] = _load_detector(name, spec.path)
+        c._build_routes(config, detectors, previous=self)
+        return c
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -143,6 +222,8 @@ class Components:
         await self.limiter.close()
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.flush()
 
     # -- endpoints without authentication ------------------------------------------------------
 
@@ -174,7 +255,8 @@ class Components:
     # -- steps ---------------------------------------------------------------------------------
 
     def authenticate(self, scope: dict[str, Any]) -> Principal:
-        return self.authn.authenticate(scope["headers"])
+        # the certificate subject comes only from the server's TLS extension, never from a header
+        return self.authn.authenticate(scope["headers"], client_cert_subject=client_subject(scope))
 
     def body_limit(self, route: RouteConfig) -> int:
         return route.validation.max_body_bytes
@@ -349,6 +431,8 @@ class Components:
         self.audit.record(event)
         if self.metrics is not None:
             self.metrics.observe_request(facts, status=status, duration_s=latency_s, overhead_s=overhead_s)
+        if self.tracing is not None:
+            self.tracing.annotate(facts, status=status, request_id=event.id)
         return event.id
 
     def upstream_error(self, route: str, kind: str) -> None:
@@ -359,6 +443,12 @@ class Components:
         from garrison.gateway.admin import handle_admin
 
         await handle_admin(self, scope, receive, send, ex, gateway)
+
+
+@functools.cache
+def _traced_components() -> type[Components]:
+    """:class:`Components` with a child span around each step (made once, when tracing is first on)."""
+    return traced_subclass(Components)
 
 
 def _load_detector(name: str, path: Path) -> InputDetector:
@@ -405,15 +495,27 @@ def _policy_for(route: RouteConfig, principal: Principal) -> OutputPolicy | None
 
 
 def build_app(config: GatewayConfig, **kwargs: Any) -> Gateway:
-    """The ASGI app for ``config``."""
+    """The gateway for ``config`` (without the tracing middleware; see :func:`build_asgi`)."""
     return Gateway(Components(config, **kwargs))
 
 
-def app_from_env() -> Gateway:
+def build_asgi(config: GatewayConfig, **kwargs: Any) -> Gateway | TracingMiddleware:
+    """The ASGI app to serve: the gateway, inside the tracing middleware when tracing is on."""
+    gateway = build_app(config, **kwargs)
+    tracing = gateway.c.tracing
+    if tracing is None:
+        return gateway
+    public = gateway.c.public_endpoint
+    return TracingMiddleware(
+        gateway, tracing, is_public=lambda path, method: public(path, method) is not None
+    )
+
+
+def app_from_env() -> Gateway | TracingMiddleware:
     """uvicorn factory: the config path comes from ``GARRISON_GATEWAY_CONFIG`` (set by ``serve``),
     and the journals are shipped by the follower ``serve`` started (``GARRISON_GATEWAY_SHIPPER``)."""
     external = os.environ.get(SHIPPER_ENV) == "external"
-    return build_app(load_gateway_config(Path(os.environ[CONFIG_ENV])), ship_audit=not external)
+    return build_asgi(load_gateway_config(Path(os.environ[CONFIG_ENV])), ship_audit=not external)
 
 
 def serve(config_path: Path, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
@@ -428,11 +530,14 @@ def serve(config_path: Path, *, host: str, port: int, workers: int, log_level: s
             "limits_backend type memory counts per worker process; with several workers use sqlite or redis",
             hint="set limits_backend: {type: sqlite, path: limits.db}",
         )
+    tls = config.server.tls
+    if tls is not None:
+        server_context(tls)  # a missing or unusable certificate fails here, before any worker starts
     os.environ[CONFIG_ENV] = str(config_path.resolve())
     os.environ[SHIPPER_ENV] = "external"
     shipper = _start_shipper(config)
     try:
-        _run_uvicorn(uvicorn, host=host, port=port, workers=workers, log_level=log_level)
+        _run_uvicorn(uvicorn, host=host, port=port, workers=workers, log_level=log_level, tls=tls)
     finally:
         shipper.terminate()  # it makes a last pass over the journals, then exits
         try:
@@ -464,9 +569,15 @@ def _start_shipper(config: GatewayConfig) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command)  # noqa: S603 - our own interpreter and module, list argv, no shell
 
 
-def _run_uvicorn(uvicorn: Any, *, host: str, port: int, workers: int, log_level: str) -> None:
+def _run_uvicorn(
+    uvicorn: Any, *, host: str, port: int, workers: int, log_level: str, tls: TlsConfig | None = None
+) -> None:
     from garrison.gateway.logs import uvicorn_log_config
 
+    secure: dict[str, Any] = {}
+    if tls is not None:
+        # the gateway's own SSLContext (every worker builds it), and httptools plus the TLS extension
+        secure = {"ssl_context_factory": functools.partial(uvicorn_context_factory, tls)}
     uvicorn.run(
         "garrison.gateway.server:app_from_env",
         factory=True,
@@ -474,7 +585,7 @@ def _run_uvicorn(uvicorn: Any, *, host: str, port: int, workers: int, log_level:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="httptools" if tls is None else PROTOCOL,
         lifespan="on",
         access_log=False,
         proxy_headers=False,
@@ -482,4 +593,5 @@ def _run_uvicorn(uvicorn: Any, *, host: str, port: int, workers: int, log_level:
         log_config=uvicorn_log_config(log_level),
         timeout_keep_alive=5,
         backlog=4096,
+        **secure,
     )
