@@ -67,6 +67,26 @@ OutputOption = Annotated[
 ]
 
 
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", help="Who is acting, for the event log. Default: cli:<login name>.", show_default=False
+    ),
+]
+
+
+def actor_name(actor: str | None) -> str:
+    """``--actor`` as given, else ``cli:<login name>`` (``cli`` where the login name is unknown)."""
+    if actor:
+        return actor
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
 def load(flags: dict[str, Any], config_file: Path | None) -> LoadedSettings:
     """Settings from every layer, with ``flags`` (only those given) on top."""
     from garrison.core.config import load_settings

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from garrison.cli.common import emit, note
+from garrison.cli.common import ActorOption, actor_name, emit, note
 
 ConfigPath = Annotated[
     Path, typer.Option("--config", "-c", help="gateway.yaml to read and change.", dir_okay=False)
@@ -39,23 +39,6 @@ BodyFileOption = Annotated[
         "--body-file", help="File holding the entry, YAML or JSON (- for stdin).", show_default=False
     ),
 ]
-ActorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--actor", help="Who is acting, for the event log. Default: cli:<login name>.", show_default=False
-    ),
-]
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _entry_text(body: str | None, body_file: Path | None) -> Any:
@@ -147,7 +130,7 @@ def _group(section: str) -> typer.Typer:
             name=name,
             entry=entry,
             if_match=if_match,
-            before_commit=_record(config, section, name, "put", _actor(actor)),
+            before_commit=_record(config, section, name, "put", actor_name(actor)),
         )
         verb = "created" if done.created else "replaced"
         note(f"{one} {name!r} {verb} in {config}; running gateways apply it within about a second")
@@ -169,7 +152,7 @@ def _group(section: str) -> typer.Typer:
             name=name,
             entry=None,
             if_match=if_match,
-            before_commit=_record(config, section, name, "delete", _actor(actor)),
+            before_commit=_record(config, section, name, "delete", actor_name(actor)),
         )
         note(f"{one} {name!r} deleted from {config}; running gateways apply it within about a second")
         emit(done.after, None)

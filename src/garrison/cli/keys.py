@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from garrison.cli.common import ConfigOption, DbOption, emit, load, make_console, note, open_store
+from garrison.cli.common import (
+    ActorOption,
+    ConfigOption,
+    DbOption,
+    actor_name,
+    emit,
+    load,
+    make_console,
+    note,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from garrison.gateway.keys import CreatedKey, KeyRecord
@@ -19,24 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ActorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--actor", help="Who is acting, for the event log. Default: cli:<login name>.", show_default=False
-    ),
-]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="console or json.")]
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _check_format(fmt: str) -> None:
@@ -95,7 +88,7 @@ def create(
     loaded = load({"db": db}, config_file)
     with open_store(loaded) as store:
         created = create_key(
-            store, name=name, roles=role, scopes=scope or (), expires_in=lifetime, actor=_actor(actor)
+            store, name=name, roles=role, scopes=scope or (), expires_in=lifetime, actor=actor_name(actor)
         )
     _show_created(created, fmt)
 
@@ -150,7 +143,7 @@ def revoke(
 
     loaded = load({"db": db}, config_file)
     with open_store(loaded) as store:
-        record = revoke_key(store, key_id, actor=_actor(actor), reason=reason)
+        record = revoke_key(store, key_id, actor=actor_name(actor), reason=reason)
     note(f"API key {record.id} ({record.name}) is revoked")
 
 
@@ -182,7 +175,7 @@ def rotate(
     lifetime = parse_duration(expires) if expires else None
     loaded = load({"db": db}, config_file)
     with open_store(loaded) as store:
-        created = rotate_key(store, key_id, actor=_actor(actor), grace=grace_period, expires_in=lifetime)
+        created = rotate_key(store, key_id, actor=actor_name(actor), grace=grace_period, expires_in=lifetime)
     _show_created(created, fmt)
     when = f"in {grace}" if grace else "now"
     note(f"the old key {key_id} is revoked {when}")
