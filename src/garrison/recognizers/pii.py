@@ -28,7 +28,7 @@ from garrison.recognizers.pii_numbers import NumberRecognizer
 from garrison.recognizers.pii_plugins import Recognizer, find_with
 from garrison.recognizers.pii_secrets import scan_secrets
 from garrison.recognizers.pii_text import TokenRecognizer
-from garrison.recognizers.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match, moved_back
 
 __all__ = ["DEFAULT_REGIONS", "Entity", "Match", "Scanner", "mask"]
 
@@ -107,10 +107,8 @@ class Scanner:
                 while k < last and starts[k + 1] <= m.start:
                     k += 1
                 offset = starts[k]
-                out[chunk[k]].append(
-                    Match(entity=m.entity, kind=m.kind, start=m.start - offset, end=m.end - offset,
-                          score=m.score, validated=m.validated, country=m.country)
-                )  # fmt: skip
+                # the scan's matches are its own new objects: move them to the value's offsets
+                out[chunk[k]].append(moved_back(m, offset) if offset else m)
         return out
 
     def iter_matches(

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from garrison.recognizers.pii_find import SEP, Shape, before_sep, literal_starts, match_at, segment
-from garrison.recognizers.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match, new_match
 
 _MONTH = (
     r"(?:jan|feb|f[ée]v|m[äa]r|apr|avr|abr|ma[iy]|mei|mag|jun|jui|giu|jul|lug|aug|ao[uû]|ago|sep|set|"
@@ -39,6 +39,11 @@ _NAME_PHRASES = (("name", 3), ("name", 0), ("heiß", 4), ("appelle", 5), ("llamo
                  ("naam", 5), ("nome", 4), ("signed", 0), ("regards", 0), ("sincerely", 0))  # fmt: skip
 _NAME_TITLES = tuple((w, 0) for w in ("Mr", "Ms", "Mx", "Miss", "Dr", "Prof", "Herr", "Frau", "Mme", "Mlle",
                                       "Sr", "Sig", "Dott", "Dhr", "Mevr", "Shri", "Smt", "M."))  # fmt: skip
+#: The titles as one pattern: each starts with a capital and holds no other, so occurrences of two
+#: never overlap but at the same start, and one ``finditer`` finds every start of every title.
+_NAME_TITLES_RE = re.compile(
+    "|".join(re.escape(w) for w, _ in sorted(_NAME_TITLES, key=lambda t: -len(t[0])))
+)
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _LOWER = "a-zß-öø-ÿ"
 _NAME_WORD = rf"[{_UPPER}][{_LOWER}'’\-]+"
@@ -90,6 +95,15 @@ _FRENCH_STREETS = tuple(
     (word, back) for word in _FRENCH_WORDS for back in range(2, 7)
 )  # ``\d{1,4},?\s`` first
 _STREET_FIRST = tuple((word, 0) for word in _FIRST_WORDS)
+#: The same words as one pattern: each starts with a capital and none holds another capital, so no
+#: occurrence of one overlaps another's but at the same start, and one ``finditer`` finds every start.
+_STREET_FIRST_RE = re.compile("|".join(map(re.escape, sorted(_FIRST_WORDS, key=len, reverse=True))))
+#: The capital that ends a ``_NUMBER_THEN_WORD`` match, with a digit 2 to 4 characters before it: a
+#: text has far fewer capitals than digits, and ``re`` skips to each at C speed.
+_CAPITAL_AFTER_NUMBER = re.compile(
+    rf"[{_UPPER}](?<=\s.)(?:(?<=\d\s.)|(?<=\d,\s.)|(?<=\d[A-Za-z]\s.)|(?<=\d[A-Za-z],\s.))"
+)
+_DIGIT_CHAR = re.compile(r"\d")
 _SPACE_DIGIT = re.compile(r"\s\d")
 _LOWER_OR_DASH = frozenset(
     [chr(c) for c in range(ord("a"), ord("z") + 1)]
@@ -123,9 +137,9 @@ def _address_starts(text: str, low: str) -> list[int]:
     Italian, Spanish or Portuguese one. Anchored at these positions alone the pattern finds what
     ``finditer`` finds: it would fail everywhere else.
     """
-    starts = {m.start() for m in _NUMBER_THEN_WORD.finditer(text)}
+    starts = set(_numbers_then_words(text))
     starts.update(literal_starts(low, _FRENCH_STREETS))
-    starts.update(literal_starts(text, _STREET_FIRST))
+    starts.update(m.start() for m in _STREET_FIRST_RE.finditer(text))
     for suffix in _STREET_SUFFIXES:
         i = low.find(suffix)
         while i >= 0:
@@ -137,6 +151,27 @@ def _address_starts(text: str, low: str) -> list[int]:
                     starts.add(q - 1)
             i = low.find(suffix, i + 1)
     return sorted(starts)
+
+
+def _numbers_then_words(text: str) -> Iterator[int]:
+    """The starts of ``_NUMBER_THEN_WORD.finditer(text)``, found from the capital each match ends with.
+
+    A match is a whole run of digits (1 to 6, not after a word character), an optional letter and
+    comma, a space and a capital: so two never overlap, and each capital ends at most one, whose start
+    is found by walking back from it and checked with the pattern.
+    """
+    digit = _DIGIT_CHAR.match
+    for m in _CAPITAL_AFTER_NUMBER.finditer(text):
+        p = m.start() - 2
+        if text[p] == ",":
+            p -= 1
+        if not digit(text, p):
+            p -= 1
+        q = p
+        while q > 0 and digit(text, q - 1):
+            q -= 1
+        if _NUMBER_THEN_WORD.match(text, q):
+            yield q
 
 
 _NAME_VALUE = re.compile(rf"[{_UPPER}{_LOWER}][{_UPPER}{_LOWER}'’.\- ]{{1,80}}")
@@ -263,27 +298,29 @@ def scan_context(
         if "name" in hints:
             for start, value in _values(text):  # one value per line: a column's values, joined
                 if _NAME_VALUE.fullmatch(value):
-                    yield Match(entity=Entity.PERSON_NAME, kind="column", start=start, end=start + len(value),
-                                score=0.85, validated=False)  # fmt: skip
+                    yield new_match(entity=Entity.PERSON_NAME, kind="column", start=start,
+                                    end=start + len(value), score=0.85, validated=False)  # fmt: skip
         else:
             if low is None:
                 cues = NAME_CUE.finditer(text)
             else:
-                starts = literal_starts(low, _NAME_PHRASES) + literal_starts(text, _NAME_TITLES)
+                starts = literal_starts(low, _NAME_PHRASES) + [
+                    m.start() for m in _NAME_TITLES_RE.finditer(text)
+                ]
                 cues = match_at(NAME_CUE, text, sorted(starts))
             for m in cues:
-                yield Match(entity=Entity.PERSON_NAME, kind="cue", start=m.start("name"), end=m.end("name"),
-                            score=0.7, validated=False)  # fmt: skip
+                yield new_match(entity=Entity.PERSON_NAME, kind="cue", start=m.start("name"),
+                                end=m.end("name"), score=0.7, validated=False)  # fmt: skip
     if Entity.POSTAL_ADDRESS in entities:
         if "address" in hints:
             for start, value in _values(text):
                 if any(c.isalpha() for c in value) and len(value) >= 5:
                     end = start + len(value)
-                    yield Match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=end,
+                    yield new_match(entity=Entity.POSTAL_ADDRESS, kind="column", start=start, end=end,
                                 score=0.85, validated=False)  # fmt: skip
         elif view.digit and view.space and view.cased:  # a number, a space and a word, at least
             for m in street_addresses(text, low):
-                yield Match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
+                yield new_match(entity=Entity.POSTAL_ADDRESS, kind="street", start=m.start(), end=m.end(),
                             score=0.7, validated=False)  # fmt: skip
 
 
@@ -302,7 +339,7 @@ def _values(text: str) -> Iterator[tuple[int, str]]:
 def _dates_of_birth(text: str, low: str | None, hints: frozenset[str], *, digit: bool) -> Iterator[Match]:
     if "dob" in hints:
         for date in DATE_TEXT.finditer(text):
-            yield Match(entity=Entity.DATE_OF_BIRTH, kind="column", start=date.start(), end=date.end(),
+            yield new_match(entity=Entity.DATE_OF_BIRTH, kind="column", start=date.start(), end=date.end(),
                         score=0.9, validated=False)  # fmt: skip
         return
     if not digit:
@@ -324,7 +361,7 @@ def _dates_of_birth(text: str, low: str | None, hints: frozenset[str], *, digit:
         if joined and not _gate_open(text, low, cue.start(), end):
             continue
         last_end = m.end()
-        yield Match(entity=Entity.DATE_OF_BIRTH, kind="context", start=m.start(), end=m.end(),
+        yield new_match(entity=Entity.DATE_OF_BIRTH, kind="context", start=m.start(), end=m.end(),
                     score=0.85, validated=False)  # fmt: skip
 
 

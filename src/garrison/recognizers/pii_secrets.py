@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from garrison.recognizers.pii_find import literal_starts, match_at
-from garrison.recognizers.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match, new_match
 
 #: One alternation, each branch anchored on a literal prefix; the group name is the kind.
 PROVIDER_KEY = re.compile(
@@ -48,6 +48,22 @@ _KEY_NEEDLES = (
                        "sk-", "hf_", "eyJ", "-----BEGIN ")),
     *(("://", back) for back in range(2, 22)),
 )  # fmt: skip
+#: The same starts in two passes instead of one per literal: the AWS and Google prefixes (all an ``A``
+#: and three more characters) as one pattern, the others one by one.
+_A_PREFIXES = re.compile(r"A(?=KIA|SIA|GPA|IDA|ROA|NPA|Iza)")
+_OTHER_NEEDLES = tuple((w, back) for w, back in _KEY_NEEDLES if not w.startswith("A"))
+
+
+def key_starts(text: str) -> list[int]:
+    """``literal_starts(text, _KEY_NEEDLES)``: where a provider key may start (the tests compare)."""
+    found = literal_starts(text, _OTHER_NEEDLES)
+    if "A" in text:
+        prefixed = [m.start() for m in _A_PREFIXES.finditer(text)]
+        if prefixed:
+            return sorted(set(found).union(prefixed))
+    return found
+
+
 #: Every ASSIGNED_VALUE match starts at one of these, in the lower-cased text.
 _ASSIGN_NEEDLES = tuple((w, 0) for w in ("key", "token", "secret", "passw", "pwd", "credential", "auth"))
 _MIN_ENTROPY = 3.5
@@ -86,13 +102,13 @@ def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
 def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
     """Yield the secrets in ``text``; ``low`` is :func:`~garrison.recognizers.pii_find.lowered` of it."""
     taken: list[tuple[int, int]] = []
-    for m in match_at(PROVIDER_KEY, text, literal_starts(text, _KEY_NEEDLES)):
+    for m in match_at(PROVIDER_KEY, text, key_starts(text)):
         kind = m.lastgroup or "secret"
         start, end = m.span(kind)
         if kind == "jwt" and not _is_jwt(m.group(kind)):
             continue
         taken.append((start, end))
-        yield Match(
+        yield new_match(
             entity=Entity.SECRET, kind=kind.replace("_", "-"), start=start, end=end, score=0.95,
             validated=kind == "jwt",
         )  # fmt: skip
@@ -109,7 +125,7 @@ def scan_secrets(text: str, low: str | None) -> Iterator[Match]:
         entropy = shannon_entropy(value)
         if entropy < _MIN_ENTROPY or value.isalpha() or value.isdigit():
             continue
-        yield Match(
+        yield new_match(
             entity=Entity.SECRET, kind="high-entropy", start=start, end=end,
             score=min(0.6 + (entropy - _MIN_ENTROPY) * 0.2, 0.9), validated=False,
         )  # fmt: skip

@@ -15,7 +15,8 @@ from functools import cache
 from typing import Any
 
 from stdnum import numdb
-from stdnum.es import dni, nie
+from stdnum.es import ccc, dni, nie
+from stdnum.es import iban as es_iban
 from stdnum.exceptions import ValidationError
 from stdnum.in_ import pan
 from stdnum.it import codicefiscale
@@ -23,7 +24,7 @@ from stdnum.util import get_cc_module
 
 from garrison.recognizers.pii_find import SEP, Shape, match_at, segment
 from garrison.recognizers.pii_numbers import ID_CONTEXT, TAX_CONTEXT, near
-from garrison.recognizers.pii_types import Entity, Match
+from garrison.recognizers.pii_types import Entity, Match, new_match
 
 EMAIL = re.compile(
     r"(?<![\w.%+\-:/])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
@@ -43,6 +44,44 @@ ALNUM_ID = re.compile(
     r"|(?<=[A-CEGHJ-PR-TW-Z])(?P<nino>[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
     r"|(?<=[A-Z])(?P<pan>[A-Z]{2}[ABCFGHJLPT][A-Z]\d{4}[A-Z]))\b"
 )
+#: :data:`ALNUM_ID` with its one digit-led branch (``dni``) found from its letter instead: every match
+#: starts at a capital, which ``re`` skips to at C speed (a text has far more digits than capitals). A
+#: Spanish DNI is found at its final letter (group ``dni8`` or ``dni9`` for the eight digits before it,
+#: without or with a dash): :func:`alnum_ids` gives it its start.
+_ALNUM_FROM_CAPITALS = re.compile(
+    r"[A-Z](?:(?<!\w.)(?:(?<=[A-Z])(?P<iban>[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)"
+    r"|(?<=[A-Z])(?P<cf>[A-Z]{5}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z])"
+    r"|(?<=[XYZ])(?P<nie>-?\d{7}-?[A-Z])"
+    r"|(?<=[A-CEGHJ-PR-TW-Z])(?P<nino>[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
+    r"|(?<=[A-Z])(?P<pan>[A-Z]{2}[ABCFGHJLPT][A-Z]\d{4}[A-Z]))"
+    r"|(?<=(?<!\w)\d{8}.)(?P<dni8>)|(?<=(?<!\w)\d{8}-.)(?P<dni9>))\b"
+)
+_DNI_BACK = {"dni8": 8, "dni9": 9}
+
+
+def alnum_ids(text: str) -> Iterator[tuple[str, int, str]]:
+    """``(kind, start, value)`` of each match of :data:`ALNUM_ID` in ``text``: its group name and span.
+
+    A DNI starts at a digit after a non-word character and ends at its letter; no capital-led match can
+    start inside it, and it counts only where it starts after the end of the match before it (where
+    ``ALNUM_ID`` would look for it). The tests compare the two.
+    """
+    last_end = 0
+    for m in _ALNUM_FROM_CAPITALS.finditer(text):
+        kind = m.lastgroup
+        end = m.end()
+        back = _DNI_BACK.get(kind)  # type: ignore[arg-type]
+        if back is None:
+            yield kind, m.start(), m.group()  # type: ignore[misc]
+        else:
+            start = m.start() - back
+            if start < last_end:
+                continue
+            kind = "dni"
+            yield kind, start, text[start:end]
+        last_end = end
+
+
 MAC = re.compile(
     r"(?<![\w:\-.])(?:[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}"
     r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![\w:\-]|\.\w)"
@@ -68,7 +107,7 @@ class TokenRecognizer:
         """Yield the matches in ``text``; ``hints`` come from the column name, ``view`` is its shape."""
         if "@" in text and Entity.EMAIL in self._entities:
             for m in _emails(text):
-                yield Match(
+                yield new_match(
                     entity=Entity.EMAIL, kind="email", start=m.start(), end=m.end(), score=0.95,
                     validated=False,
                 )  # fmt: skip
@@ -78,13 +117,11 @@ class TokenRecognizer:
             yield from self._network(text)
 
     def _alnum_ids(self, text: str, hints: frozenset[str], low: str | None) -> Iterator[Match]:
-        for m in ALNUM_ID.finditer(text):
-            kind = m.lastgroup
-            start, value = m.start(), m.group()
+        for kind, start, value in alnum_ids(text):
             if kind == "iban":
                 found = _longest_valid_iban(value)
                 if found and Entity.IBAN in self._entities:
-                    yield Match(
+                    yield new_match(
                         entity=Entity.IBAN, kind="iban", start=start, end=start + len(found), score=0.95,
                         validated=True, country=found[:2],
                     )  # fmt: skip
@@ -101,27 +138,27 @@ class TokenRecognizer:
         end = start + len(value)
         boost = 0.1 if id_ctx else 0.0
         if kind == "cf" and codicefiscale.is_valid(value):
-            return Match(entity=Entity.NATIONAL_ID, kind="it-codice-fiscale", start=start, end=end,
+            return new_match(entity=Entity.NATIONAL_ID, kind="it-codice-fiscale", start=start, end=end,
                          score=0.95, validated=True, country="IT")  # fmt: skip
         if kind == "dni" and dni.is_valid(value):
-            return Match(entity=Entity.NATIONAL_ID, kind="es-dni", start=start, end=end,
+            return new_match(entity=Entity.NATIONAL_ID, kind="es-dni", start=start, end=end,
                          score=0.85 + boost, validated=True, country="ES")  # fmt: skip
         if kind == "nie" and nie.is_valid(value):
-            return Match(entity=Entity.NATIONAL_ID, kind="es-nie", start=start, end=end,
+            return new_match(entity=Entity.NATIONAL_ID, kind="es-nie", start=start, end=end,
                          score=0.85 + boost, validated=True, country="ES")  # fmt: skip
         if kind == "nino" and value[:2] not in _NINO_INVALID_PREFIXES:
             # the NINO has no check digit: the format (valid prefix letters, suffix A-D) is all there is
-            return Match(entity=Entity.NATIONAL_ID, kind="gb-nino", start=start, end=end,
+            return new_match(entity=Entity.NATIONAL_ID, kind="gb-nino", start=start, end=end,
                          score=0.7 + boost, validated=False, country="GB")  # fmt: skip
         if kind == "pan" and pan.is_valid(value):
-            return Match(entity=Entity.TAX_ID, kind="in-pan", start=start, end=end,
+            return new_match(entity=Entity.TAX_ID, kind="in-pan", start=start, end=end,
                          score=0.75 + (0.2 if tax_ctx else 0.0), validated=True, country="IN")  # fmt: skip
         return None
 
     def _network(self, text: str) -> Iterator[Match]:
         if Entity.MAC_ADDRESS in self._entities:
             for start, end in mac_addresses(text):
-                yield Match(
+                yield new_match(
                     entity=Entity.MAC_ADDRESS, kind="mac", start=start, end=end, score=0.85,
                     validated=False,
                 )  # fmt: skip
@@ -134,7 +171,7 @@ class TokenRecognizer:
                     continue
                 if joined and not _v6_gate(text[slice(*segment(text, m.start(), m.end()))]):
                     continue
-                yield Match(
+                yield new_match(
                     entity=Entity.IP_ADDRESS, kind="ipv6", start=m.start(), end=m.end(), score=0.9,
                     validated=True,
                 )  # fmt: skip
@@ -245,6 +282,9 @@ def _iban_ok(candidate: str) -> bool:
     bban, module = rule
     if not bban.match(number[4:]):
         return False
+    if module is es_iban:
+        # what ``stdnum.es.iban.validate`` adds to the checks above: the bank account's own check digits
+        return ccc.is_valid(number[4:])
     if module is not None:
         try:
             module.validate(number)
