@@ -12,7 +12,9 @@ import io
 import pickletools
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from garrison.core.errors import GarrisonError
 from garrison.formats.info import Identification
@@ -62,8 +64,41 @@ def parse_opcodes(data: bytes) -> PickleParse:
         return _parse_opcodes(data)
 
 
+_OpcodeFacts = tuple[str, Callable[[IO[bytes]], object] | None, int, bool, int, int, bool]
+
+
+def _opcode_table() -> dict[bytes, _OpcodeFacts]:
+    """Opcode byte -> what the parse needs of it, read once from :mod:`pickletools`' descriptions.
+
+    Per opcode: name, argument reader, protocol, whether it pops to a MARK, items it needs on the
+    stack (above the MARK, for those that pop to one), items it pushes, whether it imports or calls.
+    """
+    table = {}
+    for op in pickletools.opcodes:
+        before = op.stack_before
+        marked = pickletools.markobject in before
+        need = before.index(pickletools.markobject) if marked else len(before)
+        reader = op.arg.reader if op.arg is not None else None
+        table[op.code.encode("latin-1")] = (
+            op.name,
+            reader,
+            op.proto,
+            marked,
+            need,
+            len(op.stack_after),
+            op.name in _CALL_OPCODES,
+        )
+    return table
+
+
+_OPCODES = _opcode_table()
+
+
 def _parse_opcodes(data: bytes) -> PickleParse:
+    # What pickletools.genops reads, read here without its generator: the same argument readers,
+    # the same errors, and (as with genops) a failing argument leaves ``pos`` at the opcode before.
     stream = io.BytesIO(data[:PICKLE_PREFIX])
+    read, tell, table = stream.read, stream.tell, _OPCODES
     depth = 0
     marks: list[int] = []
     count = 0
@@ -71,33 +106,38 @@ def _parse_opcodes(data: bytes) -> PickleParse:
     pos = 0
     calls = False
     try:
-        for op, arg, position in pickletools.genops(stream):
-            pos = position or 0
+        while True:
+            position = tell()
+            code = read(1)
+            found = table.get(code)
+            if found is None:
+                if code == b"":
+                    raise ValueError("pickle exhausted before seeing STOP")
+                raise ValueError(f"at position {position}, opcode {code!r} unknown")
+            name, reader, proto, marked, need, pushed, call = found
+            arg = reader(stream) if reader is not None else None
+            pos = position
             count += 1
-            calls = calls or op.name in _CALL_OPCODES
-            protocol = max(protocol, op.proto)
-            if op.name == "PROTO" and isinstance(arg, int):
+            calls = calls or call
+            protocol = max(protocol, proto)
+            if name == "PROTO" and isinstance(arg, int):
                 protocol = arg
-            before = op.stack_before
-            if pickletools.markobject in before:
+            if marked:
                 if not marks:
                     return PickleParse(
-                        opcodes=count, protocol=protocol, error=f"{op.name} without MARK", error_offset=pos
+                        opcodes=count, protocol=protocol, error=f"{name} without MARK", error_offset=pos
                     )
                 depth = marks.pop()
-                need = before.index(pickletools.markobject)
-            else:
-                need = len(before)
             if depth < need:
                 return PickleParse(
-                    opcodes=count, protocol=protocol, error=f"{op.name} on a short stack", error_offset=pos
+                    opcodes=count, protocol=protocol, error=f"{name} on a short stack", error_offset=pos
                 )
             depth -= need
-            if op.name == "MARK":
+            if name == "MARK":
                 marks.append(depth)
             else:
-                depth += len(op.stack_after)
-            if op.name == "STOP":
+                depth += pushed
+            if name == "STOP":
                 return PickleParse(opcodes=count, protocol=protocol, stop=pos + 1, calls=calls)
     except (
         ValueError,
@@ -109,7 +149,6 @@ def _parse_opcodes(data: bytes) -> PickleParse:
         if stream.tell() >= len(stream.getbuffer()):
             return PickleParse(opcodes=count, protocol=protocol)
         return PickleParse(opcodes=count, protocol=protocol, error=str(exc)[:200], error_offset=pos)
-    return PickleParse(opcodes=count, protocol=protocol)
 
 
 def has_joblib_marker(data: bytes) -> bool:

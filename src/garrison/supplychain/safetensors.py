@@ -9,6 +9,7 @@ a loader allocate or read what it should not. Only the header is read, never the
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from collections import defaultdict
@@ -32,6 +33,7 @@ from garrison.supplychain.formats_extra.rules_sft import (
     RULES,
 )
 from garrison.supplychain.formats_extra.strictjson import JsonLimitError, JsonProblemError, loads_strict
+from garrison.supplychain.whole import whole_file
 
 HEADER_LIMIT_BYTES = 100 * 1000 * 1000
 """Largest header accepted (the reference implementation's limit)."""
@@ -134,8 +136,9 @@ class SafetensorsScanner(FileDetector):
     def scan(self, target: FileTarget) -> Iterator[Finding]:
         """Yield findings for one safetensors file."""
         name = file_name(target)
-        size = target.path.stat().st_size
-        with target.open() as handle:
+        whole = whole_file(target)
+        size = target.path.stat().st_size if whole is None else len(whole)
+        with target.open() if whole is None else io.BytesIO(whole) as handle:
             prefix = handle.read(8)
             if len(prefix) < 8:
                 yield self._at(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mmap
 import re
 import zlib
@@ -27,6 +28,7 @@ from garrison.supplychain.containers.rules import (
 )
 from garrison.supplychain.containers.torchscript import dangerous_calls
 from garrison.supplychain.containers.torchzip import Anomaly, torch_zip_view
+from garrison.supplychain.whole import whole_file
 
 MAX_RAW_BYTES = 1 << 30
 """Largest NumPy object array read into memory."""
@@ -119,7 +121,8 @@ class PyTorchCheckpoint(_ContainerDetector):
         if target.asset.format == "pytorch-legacy":
             yield from self._legacy(target)
             return
-        with target.open() as handle:
+        whole = whole_file(target)
+        with target.open() if whole is None else io.BytesIO(whole) as handle:
             src = FileSource(handle, _size(target))
             if target.asset.format == "zip":
                 names = [e.raw_name.lower() for e in read_directory(src).entries]

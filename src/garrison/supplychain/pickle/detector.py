@@ -15,6 +15,7 @@ from garrison.supplychain.pickle.findings import pickle_findings
 from garrison.supplychain.pickle.machine import analyze_stream
 from garrison.supplychain.pickle.model import PickleAnalysis
 from garrison.supplychain.pickle.rules import RULES
+from garrison.supplychain.whole import whole_file
 
 LEGACY_TORCH_PICKLES = 5
 """torch.save's legacy layout: magic number, protocol, sys info, the object, storage keys; then raw
@@ -58,6 +59,9 @@ class PickleScanner(FileDetector):
     def analyse(self, target: FileTarget, *, legacy: bool) -> list[PickleAnalysis]:
         """Memory-map the file and analyse every pickle in it."""
         max_pickles = LEGACY_TORCH_PICKLES if legacy else None
+        whole = whole_file(target)
+        if whole is not None:
+            return analyze_stream(whole, max_pickles=max_pickles)
         try:
             with target.open() as handle:
                 try:

@@ -204,6 +204,15 @@ def analyze_pickle(buf: Buffer, start: int = 0, *, limits: PickleLimits = DEFAUL
     return Machine(buf, start, limits).run()
 
 
+MEMO_MAX_BYTES = _CLOCK_EVERY
+"""Largest stream whose analysis :func:`analyze_stream` remembers. A stream this short cannot run
+enough opcodes for the clock to be read, so its analysis is a function of its bytes and the limits
+alone: the same stream analysed twice gives the same result."""
+MEMO_ENTRIES = 128
+"""Streams remembered at once (at most 8 MiB of keys); the oldest is forgotten first."""
+_memo: dict[tuple[bytes, PickleLimits, int | None, bool], tuple[PickleAnalysis, ...]] = {}
+
+
 def analyze_stream(
     buf: Buffer, *, limits: PickleLimits = DEFAULT_LIMITS, max_pickles: int | None = None
 ) -> list[PickleAnalysis]:
@@ -212,8 +221,26 @@ def analyze_stream(
     Stops at the first malformed pickle or bound, after ``max_pickles`` pickles (PyTorch's legacy
     layout is five pickles followed by raw storage bytes), or when the bytes after a pickle do not
     start another one; their length is then the last analysis's :attr:`~PickleAnalysis.trailing`.
+
+    Short streams are remembered (:data:`MEMO_MAX_BYTES`): checkpoints of one architecture carry
+    the same ``data.pkl``, analysed once per process. The analyses are frozen and shared.
     """
     size = len(buf) if not isinstance(buf, memoryview) else buf.nbytes
+    if size > MEMO_MAX_BYTES:
+        return _analyze_stream(buf, size, limits, max_pickles)
+    key = (bytes(buf), limits, max_pickles, isinstance(buf, memoryview))
+    known = _memo.get(key)
+    if known is None:
+        known = tuple(_analyze_stream(buf, size, limits, max_pickles))
+        if len(_memo) >= MEMO_ENTRIES:
+            del _memo[next(iter(_memo))]
+        _memo[key] = known
+    return list(known)
+
+
+def _analyze_stream(
+    buf: Buffer, size: int, limits: PickleLimits, max_pickles: int | None
+) -> list[PickleAnalysis]:
     out: list[PickleAnalysis] = []
     pos = 0
     while True:
