@@ -85,3 +85,44 @@ def test_without_a_follower_the_writer_fails_closed_once_the_backlog_is_too_big(
     stop = threading.Event()
     stop.set()
     assert follow_journals(tmp_path / "audit", store, stop=stop) == written
+
+
+def test_the_shipper_stops_after_a_last_pass_when_its_gateway_is_gone(tmp_path: Path) -> None:
+    """A gateway killed with SIGKILL cannot stop its shipper; ``--parent-pid`` makes it stop itself."""
+    import subprocess
+    import sys
+
+    journal_dir = tmp_path / "audit"
+    journal_dir.mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    shipper = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "garrison",
+            "audit",
+            "ship",
+            "--journal-dir",
+            str(journal_dir),
+            "--db",
+            f"sqlite:///{tmp_path / 'store.db'}",
+            "--interval-ms",
+            "50",
+            "--parent-pid",
+            str(parent.pid),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)
+        assert shipper.poll() is None  # follows while the gateway lives
+        parent.kill()
+        parent.wait()
+        _, err = shipper.communicate(timeout=20)
+        assert shipper.returncode == 0
+        assert b"events shipped" in err
+    finally:
+        parent.kill()
+        if shipper.poll() is None:
+            shipper.kill()
+            shipper.wait()

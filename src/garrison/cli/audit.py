@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,16 +212,24 @@ def ship(
     interval_ms: Annotated[
         int, typer.Option("--interval-ms", min=10, max=60_000, help="How often to look for new lines.")
     ] = 200,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(
+            "--parent-pid",
+            metavar="PID",
+            help="Stop (after a last pass) once this process is gone; the gateway passes its own.",
+        ),
+    ] = None,
     db: DbOption = None,
     config_file: ConfigOption = None,
 ) -> None:
     """Follow the gateway's audit journals and append their events to the log, until stopped.
 
     `garrison gateway serve` runs this beside its workers, so no worker spends its time on the
-    store. SIGTERM or Ctrl-C stops it after a last pass. One per journal folder.
+    store. SIGTERM or Ctrl-C stops it after a last pass, and so does the end of the process named
+    by --parent-pid (a gateway killed with SIGKILL leaves no shipper behind). One per journal folder.
     """
     import signal
-    import threading
 
     from garrison.gateway.audit import follow_journals
 
@@ -228,9 +237,23 @@ def ship(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if parent_pid is not None:
+        threading.Thread(target=_stop_when_gone, args=(parent_pid, stop), daemon=True).start()
     with open_store(loaded) as store:
         count = follow_journals(journal_dir, store, interval_s=interval_ms / 1000, stop=stop)
     note(f"{count} events shipped from {journal_dir}")
+
+
+def _stop_when_gone(pid: int, stop: threading.Event, interval_s: float = 0.5) -> None:
+    """Set ``stop`` once process ``pid`` has ended (this process re-parented, or ``pid`` gone)."""
+    while not stop.wait(interval_s):
+        if os.getppid() != pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                stop.set()
+            except PermissionError:  # alive, owned by someone else
+                pass
 
 
 def _parse_since(text: str) -> datetime:

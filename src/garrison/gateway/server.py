@@ -565,6 +565,8 @@ def _start_shipper(config: GatewayConfig) -> subprocess.Popen[bytes]:
         store_url(config),
         "--interval-ms",
         str(config.audit.flush_interval_ms),
+        "--parent-pid",
+        str(os.getpid()),
     ]
     return subprocess.Popen(command)  # noqa: S603 - our own interpreter and module, list argv, no shell
 
