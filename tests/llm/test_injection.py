@@ -75,7 +75,8 @@ PARAGRAPHS = [
 
 @pytest.fixture(scope="module")
 def detector() -> InjectionDetector:
-    return InjectionDetector.load()
+    # The first stage alone (the optional second stage has its own tests in test_injection_stage2.py).
+    return InjectionDetector.load(second_stage=False)
 
 
 def _document(injected_at: int | None = None) -> tuple[str, int]:
@@ -109,7 +110,7 @@ def test_shipped_artefact_loads_quickly_without_pickle() -> None:
 def test_held_out_attacks_score_above_threshold(detector: InjectionDetector, text: str) -> None:
     result = detector.score(text)
     assert result.verdict is Verdict.INJECTION
-    assert result.score >= result.threshold == detector.threshold
+    assert result.score >= result.threshold == detector.decision_threshold
     assert result.spans[0].score == pytest.approx(result.score, abs=1e-6)
 
 
@@ -117,7 +118,7 @@ def test_held_out_attacks_score_above_threshold(detector: InjectionDetector, tex
 def test_ordinary_prompts_score_below_threshold(detector: InjectionDetector, text: str) -> None:
     result = detector.score(text)
     assert result.verdict is Verdict.CLEAN
-    assert result.score < detector.threshold
+    assert result.score < detector.decision_threshold
 
 
 def _zero_width(s: str) -> str:

@@ -15,7 +15,6 @@ model of such text should see.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,6 @@ import numpy.typing as npt
 _MOD = 1 << 64
 _BASE = 0x100000001B3  # odd, so it has an inverse modulo 2**64
 _BASE_INV = pow(_BASE, -1, _MOD)
-_WORD = re.compile(r"\w+")
 _SPACE_CODE = 32
 
 U64 = npt.NDArray[np.uint64]
@@ -112,26 +110,60 @@ def _salt(family: int, n: int) -> np.uint64:
     return np.uint64((family * 0x9E3779B97F4A7C15 + n * 0xD1B54A32D192ED03) % _MOD)
 
 
-def _buckets(keys: U64, segments: I64, bits: int, count: int) -> tuple[I64, I64, F32]:
-    """(segment, bucket, value) triples for hashed keys of several texts, one row per used bucket.
+def _is_word(codes: U64) -> npt.NDArray[np.bool_]:
+    """Which code points ``\\w`` matches (``str.isalnum()`` or ``_``), looked up per distinct code."""
+    small = codes < np.uint64(128)
+    out = np.zeros(codes.shape[0], dtype=np.bool_)
+    out[small] = _ASCII_WORD[codes[small].astype(np.intp)]
+    if not small.all():
+        wide = ~small
+        distinct, where = np.unique(codes[wide], return_inverse=True)
+        flags = np.asarray([chr(c).isalnum() or c == 0x5F for c in distinct.tolist()], dtype=np.bool_)
+        out[wide] = flags[where.ravel()]
+    return out
 
-    Counts are signed by the hash's top bit, damped to ``1 + log(count)``, and scaled to unit length
-    within each text.
+
+_ASCII_WORD = np.asarray([chr(c).isalnum() or c == 0x5F for c in range(128)], dtype=np.bool_)
+
+
+def _buckets(
+    families: Sequence[tuple[U64, I64]], bits: int, count: int
+) -> tuple[I64, I64, npt.NDArray[np.float64], I64]:
+    """(row, bucket, value, family) for the hashed keys of several texts, one entry per used bucket.
+
+    ``families[f]`` holds the keys of family ``f`` and the text each key belongs to. Counts are signed
+    by the hash's top bit, damped to ``1 + log(count)``, and scaled to unit length within each text and
+    family. Entries come ordered by family, then text, then bucket. One sort serves every family: the
+    sort key is ``(family, text, bucket, sign)`` packed into one integer.
     """
-    mixed = _mix(keys)
-    mask = np.uint64((1 << bits) - 1)
-    index = (mixed & mask).astype(np.int64)
-    sign = np.where((mixed >> np.uint64(63)) == 1, -1.0, 1.0)
-    composite = (segments << np.int64(bits)) | index
-    uniq, inverse = np.unique(composite, return_inverse=True)
-    signed = np.bincount(inverse.ravel(), weights=sign, minlength=uniq.shape[0])
+    parts: list[I64] = []
+    for family, (keys, segments) in enumerate(families):
+        mixed = _mix(keys)
+        # bit 0: the hash's top bit (the sign); bits 1..bits: the bucket; above: family and text.
+        low = (mixed & np.uint64((1 << bits) - 1)).view(np.int64) << np.int64(1)
+        low |= (mixed >> np.uint64(63)).view(np.int64)
+        owner = segments + np.int64(family * count)
+        parts.append((owner << np.int64(bits + 1)) | low)
+    packed = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    if packed.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float64), empty
+    composite = packed >> np.int64(1)
+    first = np.empty(composite.shape[0], dtype=np.bool_)
+    first[0] = True
+    np.not_equal(composite[1:], composite[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    negatives = np.add.reduceat(packed & np.int64(1), starts)
+    signed = (np.diff(starts, append=packed.shape[0]) - 2 * negatives).astype(np.float64)
+    uniq = composite[starts]
     keep = signed != 0
     uniq, signed = uniq[keep], signed[keep]
     value = np.sign(signed) * (1.0 + np.log(np.abs(signed)))
     owner = uniq >> np.int64(bits)
-    norms = np.sqrt(np.bincount(owner, weights=value * value, minlength=count))
+    norms = np.sqrt(np.bincount(owner, weights=value * value, minlength=len(families) * count))
     value = value / norms[owner]
-    return owner, uniq & np.int64((1 << bits) - 1), value.astype(np.float32)
+    family = owner // count
+    return owner - family * count, uniq & np.int64((1 << bits) - 1), value, family
 
 
 def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I64, I64, F32]:
@@ -162,45 +194,44 @@ def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I6
     for n in range(config.char_min, config.char_max + 1):
         if length < n:
             break
-        start = np.arange(length - n + 1)
-        ok = (spaces[start + n - 1] == spaces[start + 1]) & (segment[start] == segment[start + n - 1])
-        start = start[ok]
-        grams = (prefix[start + n] - prefix[start]) * inv_powers[start]
+        # Slices for the n-grams starting at 0 .. m-1: no space inside, and all in one text.
+        m = length - n + 1
+        ok = (spaces[n - 1 : n - 1 + m] == spaces[1 : 1 + m]) & (segment[:m] == segment[n - 1 : n - 1 + m])
+        grams = ((prefix[n : n + m] - prefix[:m]) * inv_powers[:m])[ok]
         char_keys.append(grams ^ _salt(1, n))
-        char_rows.append(segment[start])
-    rows, index, values = _buckets(
-        np.concatenate(char_keys) if char_keys else np.zeros(0, dtype=np.uint64),
-        np.concatenate(char_rows) if char_rows else np.zeros(0, dtype=np.int64),
-        config.bits,
-        count,
-    )
+        char_rows.append(segment[:m][ok])
+    families: list[tuple[U64, I64]] = [
+        (
+            np.concatenate(char_keys) if char_keys else np.zeros(0, dtype=np.uint64),
+            np.concatenate(char_rows) if char_rows else np.zeros(0, dtype=np.int64),
+        )
+    ]
 
-    spans = [m.span() for m in _WORD.finditer(joined)]
-    if not spans:
-        return rows, index, values
-    bounds = np.asarray(spans, dtype=np.int64)
-    word_row = segment[bounds[:, 0]]
-    words = _mix((prefix[bounds[:, 1]] - prefix[bounds[:, 0]]) * inv_powers[bounds[:, 0]])
-    word_keys = [words ^ _salt(2, 1)]
-    word_rows = [word_row]
-    total = words.shape[0]
-    for n in range(2, config.word_max + 1):
-        if total < n:
-            break
-        combined = words[: total - n + 1].copy()
-        for k in range(1, n):
-            combined = _mix(combined * np.uint64(_BASE) + words[k : total - n + 1 + k])
-        same = word_row[: total - n + 1] == word_row[n - 1 :]
-        word_keys.append(combined[same] ^ _salt(2, n))
-        word_rows.append(word_row[: total - n + 1][same])
-    w_rows, w_index, w_values = _buckets(
-        np.concatenate(word_keys), np.concatenate(word_rows), config.bits, count
-    )
-    return (
-        np.concatenate([rows, w_rows]),
-        np.concatenate([index, w_index]),
-        np.concatenate([values, w_values * np.float32(config.word_weight)]),
-    )
+    # Words are the runs of \w characters; every text is padded with spaces, so none crosses texts.
+    word = _is_word(codes)
+    edges = np.flatnonzero(np.diff(word.astype(np.int8)))
+    if edges.shape[0]:
+        word_start, word_end = edges[0::2] + 1, edges[1::2] + 1
+        word_row = segment[word_start]
+        words = _mix((prefix[word_end] - prefix[word_start]) * inv_powers[word_start])
+        word_keys = [words ^ _salt(2, 1)]
+        word_rows = [word_row]
+        total = words.shape[0]
+        for n in range(2, config.word_max + 1):
+            if total < n:
+                break
+            combined = words[: total - n + 1].copy()
+            for k in range(1, n):
+                combined = _mix(combined * np.uint64(_BASE) + words[k : total - n + 1 + k])
+            same = word_row[: total - n + 1] == word_row[n - 1 :]
+            word_keys.append(combined[same] ^ _salt(2, n))
+            word_rows.append(word_row[: total - n + 1][same])
+        families.append((np.concatenate(word_keys), np.concatenate(word_rows)))
+    rows, index, values, family = _buckets(families, config.bits, count)
+    out = values.astype(np.float32)
+    is_word = family == 1
+    out[is_word] *= np.float32(config.word_weight)
+    return rows, index, out
 
 
 def featurize(normalized: str, config: FeatureConfig) -> tuple[I64, F32]:

@@ -30,6 +30,7 @@ from garrison.llm.normalize import normalize
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from garrison.llm.embed_stage import SecondStage
     from garrison.llm.features import FeatureConfig
 
 #: Where the shipped model lives.
@@ -205,10 +206,30 @@ class InjectionDetector:
     """Longest text accepted; longer raises ResourceLimitError."""
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     """What the training script recorded: data, split, calibration, held-out metrics."""
+    second_stage: SecondStage | None = field(default=None, repr=False)
+    """The optional embedding stage (:mod:`garrison.llm.embed_stage`) for texts the first stage is
+    unsure of; ``None``: the first stage decides alone."""
+
+    @property
+    def decision_threshold(self) -> float:
+        """The threshold verdicts are taken at: the second stage's when it is on, else ``threshold``."""
+        return self.second_stage.threshold if self.second_stage is not None else self.threshold
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, max_chars: int = DEFAULT_MAX_CHARS) -> InjectionDetector:
-        """Load a model directory (default: the one shipped with Garrison). No pickle is involved."""
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        second_stage: bool | None = None,
+    ) -> InjectionDetector:
+        """Load a model directory (default: the one shipped with Garrison). No pickle is involved.
+
+        ``second_stage``: ``None`` (default) turns the embedding stage on when the directory has one
+        marked ``enabled_by_default`` and the ``llm-embed`` extra is installed; ``True`` requires it
+        (MissingExtraError without the extra, InputError without a trained stage); ``False`` leaves
+        it off. The ONNX model itself loads on the first text that needs it.
+        """
         np = _numpy()
         from garrison.llm.features import FeatureConfig
 
@@ -239,6 +260,7 @@ class InjectionDetector:
             windows=WindowConfig.from_dict(config["windows"]),
             max_chars=max_chars,
             metadata=dict(config.get("metadata", {})),
+            second_stage=_load_second_stage(folder, second_stage),
         )
 
     def save(self, path: str | Path) -> None:
@@ -269,6 +291,21 @@ class InjectionDetector:
         scores = self.score_normalized([normalize(text[start:end]) for start, end in units])
         return [(start, end, score) for (start, end), score in zip(units, scores, strict=True)]
 
+    def refine(self, text: str, pieces: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+        """``pieces`` (from :meth:`window_scores`) with the second stage applied: when the highest
+        first-stage score is inside the stage's band, that piece's score becomes the two-stage score;
+        otherwise (and without a second stage) ``pieces`` unchanged."""
+        stage = self.second_stage
+        if stage is None or not pieces:
+            return pieces
+        top = max(range(len(pieces)), key=lambda i: pieces[i][2])
+        start, end, first = pieces[top]
+        if not stage.in_band(first):
+            return pieces
+        out = list(pieces)
+        out[top] = (start, end, stage.rescore(first, normalize(text[start:end])))
+        return out
+
     def score_normalized(self, pieces: Sequence[str]) -> list[float]:
         """Scores of already normalised pieces of text (no windowing), computed together."""
         np = _numpy()
@@ -280,13 +317,14 @@ class InjectionDetector:
 
     def score(self, text: str) -> InjectionResult:
         """Score one text; see :class:`InjectionResult`."""
-        scored = self.window_scores(text)
+        threshold = self.decision_threshold
+        scored = self.refine(text, self.window_scores(text))
         if not scored:
-            return InjectionResult(score=0.0, verdict=Verdict.CLEAN, threshold=self.threshold)
+            return InjectionResult(score=0.0, verdict=Verdict.CLEAN, threshold=threshold)
         best = max(s for _, _, s in scored)
-        verdict = Verdict.INJECTION if best >= self.threshold else Verdict.CLEAN
+        verdict = Verdict.INJECTION if best >= threshold else Verdict.CLEAN
         if verdict is Verdict.INJECTION:
-            hits = sorted((w for w in scored if w[2] >= self.threshold), key=lambda w: -w[2])
+            hits = sorted((w for w in scored if w[2] >= threshold), key=lambda w: -w[2])
         else:
             hits = [max(scored, key=lambda w: w[2])]
         spans = tuple(
@@ -294,7 +332,7 @@ class InjectionDetector:
             for a, b, s in hits[:_MAX_SPANS]
         )
         return InjectionResult(
-            score=best, verdict=verdict, threshold=self.threshold, spans=spans, windows=len(scored)
+            score=best, verdict=verdict, threshold=threshold, spans=spans, windows=len(scored)
         )
 
     def score_many(self, texts: Iterable[str]) -> list[InjectionResult]:
@@ -315,6 +353,30 @@ class InjectionDetector:
                 value=len(text),
                 hint="split the text, or load the detector with a larger max_chars",
             )
+
+
+def _load_second_stage(folder: Path, wanted: bool | None) -> SecondStage | None:
+    if wanted is False:
+        return None
+    from garrison.llm import embed_stage
+
+    if not (folder / embed_stage.STAGE2_FILE).is_file():
+        if wanted:
+            raise InputError(
+                f"{folder} has no trained second stage ({embed_stage.STAGE2_FILE})",
+                hint="train it with `python benchmarks/llm/train_injection.py --stage2-only`",
+            )
+        return None
+    if not embed_stage.available():
+        if wanted:
+            raise MissingExtraError(
+                "The injection detector's second stage", extra="llm-embed", module=embed_stage.MODEL_MODULE
+            )
+        return None
+    stage = embed_stage.SecondStage.load(folder)
+    if wanted is None and not stage.metadata.get("enabled_by_default", False):
+        return None
+    return stage
 
 
 def _excerpt(text: str) -> str:

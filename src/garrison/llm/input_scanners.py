@@ -62,23 +62,26 @@ if TYPE_CHECKING:
     )
 
 _MAX_SPANS = 32
-_DETECTOR: InjectionDetector | None = None
+_DETECTORS: dict[bool | None, InjectionDetector] = {}
 _DETECTOR_LOCK = threading.Lock()
 
 
-def shared_detector() -> InjectionDetector:
-    """The shipped injection model, loaded once per process."""
-    global _DETECTOR  # noqa: PLW0603 - a lazily loaded, read-only model
+def shared_detector(second_stage: bool | None = None) -> InjectionDetector:
+    """The shipped injection model, loaded once per process (per ``second_stage`` setting: ``None``
+    follows the shipped default, True needs the ``llm-embed`` extra)."""
     with _DETECTOR_LOCK:
-        if _DETECTOR is None:
+        detector = _DETECTORS.get(second_stage)
+        if detector is None:
             from garrison.llm.injection import InjectionDetector
 
-            _DETECTOR = InjectionDetector.load()
-        return _DETECTOR
+            detector = _DETECTORS[second_stage] = InjectionDetector.load(second_stage=second_stage)
+        return detector
 
 
 def _block_at(value: float | str | None, detector: InjectionDetector) -> float | None:
-    return detector.threshold if value == "model" else (None if value is None else float(value))
+    if value == "model":
+        return detector.decision_threshold
+    return None if value is None else float(value)
 
 
 # ---------------------------------------------------------------- injection
@@ -139,7 +142,7 @@ class InjectionScanner:
 
     def __init__(self, policy: InjectionPolicy, detector: InjectionDetector | None = None) -> None:
         self.policy = policy
-        self.detector = detector or shared_detector()
+        self.detector = detector or shared_detector(policy.second_stage)
         self.flag_at = policy.flag_at
         self.block_at = _block_at(policy.block_at, self.detector)
         self.document_block_at = _block_at(policy.document_block_at, self.detector)
@@ -157,6 +160,7 @@ class InjectionScanner:
             if units:
                 scores = det.score_normalized([normalize(text[a:b]) for a, b in units])
                 pieces += [(a, b, s) for (a, b), s in zip(units, scores, strict=True)]
+        pieces = det.refine(text, pieces)
         spans = [
             Span(start=a, end=b, kind="injection", score=round(s, 6))
             for a, b, s in pieces
@@ -240,10 +244,11 @@ class InvisibleText:
                     span = Span(start=m.start(), end=m.end(), kind="zero-width", score=0.7)
                     spans.append(span)
                     removed.append(span)
-            for m in _WORD.finditer(text):
-                word = m.group()
-                if not word.isascii() and _ASCII_LETTER.search(word) and any(c in _LOOKALIKES for c in word):
-                    spans.append(Span(start=m.start(), end=m.end(), kind="homoglyph-mix", score=0.7))
+            if not _LOOKALIKES.isdisjoint(text):
+                for m in _WORD.finditer(text):
+                    word = m.group()
+                    if not word.isascii() and _ASCII_LETTER.search(word) and not _LOOKALIKES.isdisjoint(word):
+                        spans.append(Span(start=m.start(), end=m.end(), kind="homoglyph-mix", score=0.7))
         cleaned = None
         if removed:
             cleaned = "".join(
@@ -275,7 +280,6 @@ _HEX_ESCAPED = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){8,}")
 _HEX_SPACED = re.compile(r"\b(?:[0-9A-Fa-f]{2}[ :]){7,}[0-9A-Fa-f]{2}\b")
 _TOKEN = re.compile(r"\S+")
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
-_LETTERS = re.compile(r"[a-z]+")
 #: Words whose ROT13 forms are not words: common English and the vocabulary of injections.
 _COMMON = frozenset(
     {
@@ -286,6 +290,16 @@ _COMMON = frozenset(
     }
 )  # fmt: skip
 _ROT13_COMMON = frozenset(codecs.encode(w, "rot13") for w in _COMMON)
+
+
+def _whole_runs(words: frozenset[str]) -> re.Pattern[str]:
+    """Runs of a-z that are exactly one of ``words`` (in a lower-cased text)."""
+    body = "|".join(sorted(words, key=lambda w: (-len(w), w)))
+    return re.compile(f"(?<![a-z])(?:{body})(?![a-z])")
+
+
+_COMMON_WORDS = _whole_runs(_COMMON)
+_ROT13_WORDS = _whole_runs(_ROT13_COMMON)
 
 
 def _textual(raw: bytes) -> str | None:
@@ -398,15 +412,14 @@ class EncodedPayload:
 
     @staticmethod
     def _rot13(text: str) -> tuple[int, int, str, str] | None:
+        # Words are the runs of a-z in the lower-cased text; a hit is a run that is the ROT13 form
+        # of a common word. Counting with one regex each keeps the usual no-hit case in C.
         lower = text.lower()
-        words = list(_LETTERS.finditer(lower))
-        if len(words) < 3:
+        hits = _ROT13_WORDS.findall(lower)
+        if len(hits) < 3 or len(hits) <= len(_COMMON_WORDS.findall(lower)):
             return None
-        plain = sum(1 for w in words if w.group() in _COMMON)
-        hits = [w for w in words if w.group() in _ROT13_COMMON]
-        if len(hits) < 3 or len(hits) <= plain:
-            return None
-        start, end = hits[0].start(), hits[-1].end()
+        runs = list(_ROT13_WORDS.finditer(lower))
+        start, end = runs[0].start(), runs[-1].end()
         return start, end, "rot13", codecs.encode(text[start:end], "rot13")
 
     def scan(self, text: str, *, context: ScanContext = EMPTY_CONTEXT) -> ScanResult:

@@ -21,8 +21,6 @@ _INVISIBLE = re.compile(
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
     "]"
 )
-_SPACE = re.compile(r"\s+")
-_TOKEN = re.compile(r"\S+")
 
 # Cyrillic and Greek letters that look like Latin ones. Applied only inside a token that also holds
 # Latin letters, so ordinary Russian or Greek text is left alone.
@@ -40,17 +38,28 @@ _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "+": "t"}
 )
 _LATIN = re.compile(r"[a-z]")
-_NON_ASCII_LETTER = re.compile(r"[^\x00-\x7f]")
 _LEET_CHARS = re.compile(r"[013457@$+]")
+# Tokens that folding may change (their start is where no non-space precedes; no backtracking beyond
+# one token): ASCII ones holding a leetspeak character and two Latin letters, and any token holding a
+# Latin letter and a leetspeak or non-ASCII character. Every other token (a Russian or Chinese word,
+# a number) is left as it is without a Python call.
+_LEET_TOKEN = re.compile(r"(?<!\S)(?=[^\s013457@$+]*[013457@$+])(?=[^\sa-z]*[a-z][^\sa-z]*[a-z])\S+")
+_FOLDABLE_TOKEN = re.compile(
+    "(?<!\\S)(?=[^\\sa-z]*[a-z])(?=[^\\s013457@$+\x80-\U0010ffff]*[013457@$+\x80-\U0010ffff])\\S+"
+)
 
 
 def _fold_token(match: re.Match[str]) -> str:
-    token = match.group(0)
-    if _NON_ASCII_LETTER.search(token) and _LATIN.search(token):
+    token = match.group()
+    if not token.isascii() and _LATIN.search(token):
         token = token.translate(_HOMOGLYPHS)
     if _LEET_CHARS.search(token) and len(_LATIN.findall(token)) >= 2:
         token = token.translate(_LEET)
     return token
+
+
+def _fold_leet(match: re.Match[str]) -> str:
+    return match.group().translate(_LEET)
 
 
 def normalize(text: str) -> str:
@@ -59,7 +68,13 @@ def normalize(text: str) -> str:
     NFKC, then case folding, then invisible characters removed, then look-alike letters and
     leetspeak folded inside mixed tokens, then whitespace collapsed to single spaces and stripped.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _INVISIBLE.sub("", text)
-    text = _TOKEN.sub(_fold_token, text)
-    return _SPACE.sub(" ", text).strip()
+    if text.isascii():
+        # NFKC changes no ASCII text, case folding it is lower(), and nothing in it is invisible.
+        text = text.lower()
+    else:
+        text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    # str.split() splits on exactly the characters \s matches: this collapses and strips whitespace.
+    text = " ".join(text.split())
+    if text.isascii():
+        return _LEET_TOKEN.sub(_fold_leet, text) if _LEET_CHARS.search(text) else text
+    return _FOLDABLE_TOKEN.sub(_fold_token, text)

@@ -47,6 +47,9 @@ class InjectionPolicy(_Model):
     mean more chances of a false alarm (see docs/llm-guardrails.md for how 0.95 was chosen)."""
     document_cues: bool = True
     """In document mode, also score phrases that address the model from inside a document."""
+    second_stage: bool | None = None
+    """The MiniLM second stage for texts the first stage is unsure of: ``None`` follows the shipped
+    model's default (off), ``true`` turns it on (needs the ``llm-embed`` extra; an error without it)."""
 
 
 class InvisiblePolicy(_Scored):
