@@ -192,6 +192,9 @@ def _run_workers(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 Target = tuple[str, str]

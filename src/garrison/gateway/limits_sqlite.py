@@ -71,7 +71,7 @@ class SQLiteBackend:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -79,6 +79,20 @@ class SQLiteBackend:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, retrying while another process holds it: SQLite answers "database is
+        locked" at once here, without waiting for the busy timeout, when several workers open a new
+        file together."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def _fail(self, exc: BaseException, what: str) -> LimitsBackendError:
         conn, self._conn = self._conn, None
