@@ -265,15 +265,14 @@ class TorchModel(ModelAdapter):
     def _prefers_channels_last(self, x: torch.Tensor, out: torch.Tensor) -> bool:
         """Whether to feed images to the module in channels-last layout (NHWC strides, same values).
 
-        A convolutional network on a CPU runs its convolutions and, above all, its pooling markedly
-        faster that way (in PyTorch 2.13 max pooling is about ten times faster on a channels-last
-        tensor), and the layout carries through the network. The gradient coming back into a pooling
-        layer from a flatten arrives in the default layout, and pooling's backward pass on mixed
-        layouts converts both tensors (a third of a CNN's backward time here); a forward hook on each
-        pooling module, present only during the call, returns that gradient in channels-last layout
-        instead (same values). Used only for 4-D inputs to a module
-        with a ``Conv2d``, and only when the module gives the same output both ways: a module that
-        reshapes its input with ``view`` fails on a channels-last tensor, and then keeps the default.
+        PyTorch's CPU kernels for convolutions and, above all, pooling are faster on channels-last
+        tensors, and the layout carries through the network (the effect on whole attacks is measured
+        by benchmarks/assess/bench_evasion.py). The gradient coming back into a pooling layer from a
+        flatten arrives in the default layout, and pooling's backward pass on mixed layouts converts
+        both tensors; a forward hook on each pooling module, present only during the call, returns
+        that gradient in channels-last layout instead (same values). Used only for 4-D inputs to a
+        module with a ``Conv2d``, and only when the module gives the same output both ways: a module
+        that reshapes its input with ``view`` fails on a channels-last tensor, and then keeps the default.
         """
         th = require_torch("PyTorch models")
         if x.ndim != 4 or not any(isinstance(m, th.nn.Conv2d) for m in self.module.modules()):

@@ -75,6 +75,8 @@ def shared_detector(second_stage: bool | None = None) -> InjectionDetector:
             from garrison.llm.injection import InjectionDetector
 
             detector = _DETECTORS[second_stage] = InjectionDetector.load(second_stage=second_stage)
+            # the default resolves to on or off: an explicit request for the same gets this one
+            _DETECTORS.setdefault(detector.second_stage is not None, detector)
         return detector
 
 
