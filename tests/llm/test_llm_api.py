@@ -75,6 +75,37 @@ def test_over_the_size_limit_blocks_before_any_other_scanner() -> None:
     assert [r.scanner for r in report.results] == ["limits"]
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "\ud800",  # a lone high surrogate: legal in a str, and what json.loads makes of "\\ud800"
+        "\udfff tail",
+        "\x00\x00",
+        "\U0010ffff\ufffe\uffff",
+        "\u202e\u2066\U000e0041",
+    ],
+)
+def test_odd_code_points_are_scanned_not_raised(odd: str) -> None:
+    text = f"{INJECTION} {odd} jane.doe@example.com"
+    report = scan_input(text)
+    assert report.verdict is Verdict.BLOCK  # the injection is still found around the odd characters
+    assert scan_input(text, document=True).verdict is not Verdict.ALLOW
+    assert "jane.doe@example.com" not in scan_output(text).sanitized_text
+
+
+def test_lone_surrogates_are_flagged_and_removed_from_the_sanitized_text() -> None:
+    report = scan_input("hello \ud800 world\udc00")
+    invisible = report.result("invisible")
+    assert invisible is not None
+    assert invisible.verdict is Verdict.FLAG
+    assert [(s.kind, s.start, s.end) for s in invisible.spans] == [
+        ("lone-surrogate", 6, 7),
+        ("lone-surrogate", 13, 14),
+    ]
+    assert report.sanitized_text == "hello  world"
+    report.sanitized_text.encode("utf-8")  # what goes upstream must be sendable
+
+
 def test_scan_input_rejects_bytes() -> None:
     with pytest.raises(InputError, match="str"):
         scan_input(b"hello")  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 #: Invisible-text span kinds that sanitising removes (look-alike letters are reported, not changed).
 _REMOVED_KINDS = frozenset(
-    {"tag-characters", "variation-selectors", "bidi-override", "bidi-isolate", "zero-width"}
+    {"tag-characters", "variation-selectors", "bidi-override", "bidi-isolate", "zero-width", "lone-surrogate"}
 )
 
 

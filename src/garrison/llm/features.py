@@ -181,7 +181,8 @@ def featurize_many(normalized: Sequence[str], config: FeatureConfig) -> tuple[I6
     padded = [" " + text + " " for text in normalized]
     joined = "".join(padded)
     segment = np.repeat(np.arange(count, dtype=np.int64), [len(p) for p in padded])
-    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    # surrogatepass: a lone surrogate (legal in a str, and in JSON as "\ud800") is one code like any other
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     length = codes.shape[0]
     fwd_powers, inv_powers = _POWERS.tables(length + 1)
     prefix = np.zeros(length + 1, dtype=np.uint64)

@@ -192,6 +192,8 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _VARIATION_RUN = re.compile("[\U000e0100-\U000e01ef]+|[\ufe00-\ufe0f]{3,}")
 _BIDI_OVERRIDE = re.compile("[\u202d\u202e]+")
 _BIDI_ISOLATE = re.compile("[\u202a\u202b\u202c\u2066-\u2069]+")
+#: Lone surrogates: a ``str`` can hold them (``json.loads`` turns ``"\\ud800"`` into one), UTF-8 cannot.
+_SURROGATES = re.compile("[\ud800-\udfff]+")
 _ZERO_WIDTH = re.compile(
     "[\u200b\u200c\u200d\u2060\u2061-\u2064\u180e\ufeff\u00ad\u034f\u115f\u1160\u3164\uffa0]+"
 )
@@ -214,8 +216,10 @@ class InvisibleText:
     (the same trick with another block), bidirectional overrides 0.7 (text that reads differently from
     how it is stored, as in ``invoice\\u202egpj.exe``), zero-width characters between ASCII
     characters 0.7 (a split ``ig\\u200bnore``), embeddings and isolates 0.5, words mixing Latin with
-    Cyrillic or Greek look-alikes 0.7. Zero-width joiners inside emoji and non-joiners in Persian or
-    Indic text (non-ASCII neighbours) and a leading byte-order mark are ordinary and not reported.
+    Cyrillic or Greek look-alikes 0.7, lone surrogates 0.7 (no UTF-8 encoder takes them: an upstream
+    sees an error or a replacement character, never what was scanned). Zero-width joiners inside emoji
+    and non-joiners in Persian or Indic text (non-ASCII neighbours) and a leading byte-order mark are
+    ordinary and not reported.
     """
 
     name = "invisible"
@@ -234,6 +238,7 @@ class InvisibleText:
                 (_VARIATION_RUN, "variation-selectors", 0.9),
                 (_BIDI_OVERRIDE, "bidi-override", 0.7),
                 (_BIDI_ISOLATE, "bidi-isolate", 0.5),
+                (_SURROGATES, "lone-surrogate", 0.7),
             ):
                 for m in pattern.finditer(text):
                     span = Span(start=m.start(), end=m.end(), kind=kind, score=score)
