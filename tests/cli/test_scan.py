@@ -31,6 +31,35 @@ def test_scan_finds_the_disguised_pickle_and_exits_1(cli: Callable[..., Result],
     assert "saved" in result.err
 
 
+def test_names_that_are_not_utf8_are_scanned_stored_and_reported(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    root = os.path.join(os.fsencode(tmp_path), b"root\xfe")  # file names are bytes on POSIX
+    os.mkdir(root)
+    payload = b"cposix\nsystem\n(Vecho hi\ntR."  # protocol 0: posix.system('echo hi')
+    with open(os.path.join(root, b"bad\xff.pkl"), "wb") as f:
+        f.write(payload)
+    result = cli("scan", os.fsdecode(root), "--format", "json")
+    assert result.code == 1, result.err
+    report = json.loads(result.out)
+    assert report["run"]["target"].endswith("root\\xfe")
+    by_rule = {f["rule"]["id"]: f for f in report["findings"]}
+    assert by_rule["GAR-PKL-001"]["asset"]["locator"] == "bad\\xff.pkl"
+    assert by_rule["GAR-FMT-001"]["message"].startswith("bad\\xff.pkl is a Python pickle file")
+    sarif = cli("report", "latest", "--format", "sarif")
+    assert sarif.code == 0, sarif.err
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in json.loads(sarif.out)["runs"][0]["results"]
+    }
+    assert uris == {"bad%FF.pkl"}  # the file name's own byte, percent-encoded
+    for fmt in ("html", "console"):
+        shown = cli("report", "latest", "--format", fmt)
+        assert shown.code == 0, shown.err
+        assert "bad\\xff.pkl" in shown.out
+        shown.out.encode("utf-8")
+
+
 def test_fail_on_critical_passes_and_fail_on_low_fails(cli: Callable[..., Result], project: Path) -> None:
     assert cli("scan", str(project), "--fail-on", "critical", "--no-store").code == 0
     assert cli("scan", str(project), "--fail-on", "low", "--no-store").code == 1

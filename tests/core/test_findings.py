@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
+import os
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from garrison.core.assets import Asset, AssetKind
+from garrison.core.events import utc_now
 from garrison.core.evidence import (
     ByteRange,
     Exchange,
@@ -15,7 +19,9 @@ from garrison.core.evidence import (
 )
 from garrison.core.findings import Finding, Location
 from garrison.core.masking import mask, secret_hash
+from garrison.core.results import ScanReport, SkippedRecord
 from garrison.core.severity import Severity
+from garrison.core.text import visible
 from tests.core.test_severity_rules import make_rule
 
 RULE = make_rule()
@@ -97,6 +103,29 @@ def test_masking_never_keeps_the_secret() -> None:
     assert "28 chars" in masked
     assert mask("1234") == "**** (4 chars)"
     assert secret_hash(secret) == secret_hash(secret) != secret_hash(secret + "x")
+
+
+def test_undecodable_bytes_and_lone_surrogates_are_written_out() -> None:
+    name = os.fsdecode(b"models/bad\xff.pkl")  # how Python hands over a file name that is not UTF-8
+    asset = Asset(kind=AssetKind.FILE, locator=name)
+    assert asset.locator == "models/bad\\xff.pkl"
+    made = finding(
+        asset=asset,
+        message=f"{name} imports os.system",
+        location=Location(member="a\udcfe/b", column="c\ud800"),
+        evidence=(OpcodeRef(index=1, offset=2, opcode="GLOBAL", argument="os\x00system"),),
+    )
+    assert made.message == "models/bad\\xff.pkl imports os.system"
+    assert (made.location.member, made.location.column) == ("a\\xfe/b", "c\\ud800")
+    assert made.evidence[0].to_dict()["argument"] == "os\\x00system"
+    json.dumps(made.asset.locator).encode("utf-8")  # every report format can write it now
+    skipped = SkippedRecord(locator=name, reason="excluded")
+    assert skipped.locator == "models/bad\\xff.pkl"
+    report = ScanReport.of(name, assets=[asset], findings=[made], started_at=utc_now())
+    assert report.target == "models/bad\\xff.pkl"
+    plain = "models/a.pt"
+    assert Asset(kind=AssetKind.FILE, locator=plain).locator is plain  # unchanged text is not copied
+    assert visible("ok \u00e9\u4e2d") == "ok \u00e9\u4e2d"
 
 
 def test_nul_characters_in_names_and_messages_stay_visible() -> None:

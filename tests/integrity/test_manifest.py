@@ -374,6 +374,18 @@ def test_fifo_is_a_special_file(model: Path) -> None:
     assert _kinds(result) == {"pipe": ProblemKind.SPECIAL_FILE}
 
 
+def test_names_that_are_not_utf8_are_problems_written_out(model: Path) -> None:
+    os.mkdir(os.path.join(os.fsencode(model), b"dir\xfe"))
+    with open(os.path.join(os.fsencode(model), b"dir\xfe", b"inner.bin"), "wb") as f:
+        f.write(b"below a bad directory name: never listed")
+    with open(os.path.join(os.fsencode(model), b"w\xff.bin"), "wb") as f:
+        f.write(b"x")
+    result = build_manifest(model)
+    assert _kinds(result) == {"dir\\xfe": ProblemKind.NAME_NOT_UTF8, "w\\xff.bin": ProblemKind.NAME_NOT_UTF8}
+    assert all("inner" not in e.path and "xff" not in e.path for e in result.manifest.entries)
+    result.manifest.to_json()  # the rest still makes a manifest
+
+
 # ---------------------------------------------------------------- compare
 
 

@@ -103,6 +103,9 @@ def open_store(loaded: LoadedSettings) -> Store:
 
 def emit(text: str, output: Path | None) -> None:
     """Write a rendered report to ``output`` atomically, or to stdout."""
+    from garrison.core.text import visible
+
+    text = visible(text)  # a file name that is not UTF-8 cannot be written as it is (core.text)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from garrison.core.text import WrittenOut
+
 
 class AssetKind(StrEnum):
     """What sort of thing an asset is."""
@@ -18,7 +20,7 @@ class AssetKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Asset:
+class Asset(WrittenOut):
     """A thing we protect: a model file or directory, a dataset, an endpoint, a codebase.
 
     Two identities serve two purposes. :attr:`key` (kind and locator) is what a finding's
@@ -29,19 +31,16 @@ class Asset:
     kind: AssetKind
     """What sort of thing this is."""
     locator: str
-    """Where it is, as the user wrote or would write it: a path relative to the scan root, a URL."""
+    """Where it is, as the user wrote or would write it: a path relative to the scan root, a URL.
+    Archive members and other names read from hostile files can carry NUL, and file names that are
+    not UTF-8 carry lone surrogates; no terminal, report or database holds them, so they are written
+    out (``\\x00``, ``\\xff``): see :mod:`garrison.core.text`."""
     digest: str | None = None
     """Content digest ``sha256:<hex>`` where the asset has content; ``None`` for an endpoint."""
     size: int | None = None
     """Size in bytes, where it has one."""
     format: str | None = None
     """Format identified from the content (never from the extension), for example ``pytorch-zip``."""
-
-    def __post_init__(self) -> None:
-        if "\x00" in self.locator:
-            # Archive members and other names read from hostile files can carry NUL, which no
-            # terminal, report or PostgreSQL text column holds safely: keep it visible as \x00.
-            object.__setattr__(self, "locator", self.locator.replace("\x00", "\\x00"))
 
     @property
     def key(self) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from garrison.core.errors import InputError
+from garrison.core.text import visible
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
 
@@ -43,23 +44,33 @@ def parse_timestamp(text: str) -> datetime:
         raise InputError(f"{text!r} is not a Garrison timestamp") from None
 
 
-def _check_json(value: Any, path: str) -> None:
-    if value is None or isinstance(value, bool | str | int):
-        return
+def _check_json(value: Any, path: str) -> Any:
+    """``value`` if it is JSON, with any string holding lone surrogates written out (core.text: a
+    path that is not UTF-8 cannot be hashed into the chain or stored as it is); the same object when
+    nothing needed that. Raises :class:`InputError` for what JSON cannot hold."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return value if value.isascii() else visible(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InputError(f"event data {path} is {value}, which JSON cannot hold")
-        return
+        return value
     if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]")
-        return
+        items = [_check_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        same = all(new is old for new, old in zip(items, value, strict=True))
+        return value if same else type(value)(items)
     if isinstance(value, Mapping):
+        changed = False
+        out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InputError(f"event data {path} has a non-string key {key!r}")
-            _check_json(item, f"{path}.{key}")
-        return
+            new_key = key if key.isascii() else visible(key)
+            new_item = _check_json(item, f"{path}.{key}")
+            changed = changed or new_key is not key or new_item is not item
+            out[new_key] = new_item
+        return out if changed else value
     raise InputError(f"event data {path} is a {type(value).__name__}, not a JSON value")
 
 
@@ -86,11 +97,16 @@ class Event:
                 f"event type {self.type!r} must be dotted lower-case words, like 'scan.completed'"
             )
         for name in ("actor", "subject"):
-            if "\x00" in getattr(self, name):
+            text = getattr(self, name)
+            if "\x00" in text:
                 raise InputError(f"event {name} contains a NUL character, which the log cannot store")
+            object.__setattr__(self, name, visible(text))  # a path that is not UTF-8: see core.text
         if self.occurred_at.tzinfo is None:
             raise InputError("event time must be timezone-aware")
-        _check_json(dict(self.data), "data")
+        data = dict(self.data)
+        checked = _check_json(data, "data")
+        if checked is not data:
+            object.__setattr__(self, "data", checked)
 
     def payload(self) -> dict[str, Any]:
         """The fields the chain hash covers, as JSON-compatible values."""

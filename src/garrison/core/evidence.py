@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from garrison.core.errors import InputError
+from garrison.core.text import WrittenOut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ByteRange:
+class ByteRange(WrittenOut):
     """A span of bytes in a file or archive member."""
 
     kind: ClassVar[str] = "bytes"
@@ -36,7 +37,7 @@ class ByteRange:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OpcodeRef:
+class OpcodeRef(WrittenOut):
     """An instruction in a serialized program (a pickle opcode, a bytecode op)."""
 
     kind: ClassVar[str] = "opcode"
@@ -65,7 +66,7 @@ class OpcodeRef:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TextSpan:
+class TextSpan(WrittenOut):
     """A span of text that matched, masked where it may be sensitive."""
 
     kind: ClassVar[str] = "text"
@@ -97,7 +98,7 @@ class TextSpan:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Metric:
+class Metric(WrittenOut):
     """A measured value compared with a threshold (robust accuracy, membership AUC, ...)."""
 
     kind: ClassVar[str] = "metric"
@@ -126,7 +127,7 @@ class Metric:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Observation:
+class Observation(WrittenOut):
     """A named fact about the asset, with the value expected where there is one."""
 
     kind: ClassVar[str] = "observation"
@@ -147,7 +148,7 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Exchange:
+class Exchange(WrittenOut):
     """A request and its response (gateway decisions, probes against an endpoint)."""
 
     kind: ClassVar[str] = "exchange"

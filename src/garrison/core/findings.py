@@ -10,12 +10,13 @@ from garrison.core.assets import Asset
 from garrison.core.evidence import Evidence
 from garrison.core.rules import Rule
 from garrison.core.severity import Confidence, Severity
+from garrison.core.text import WrittenOut, visible
 
 FINGERPRINT_VERSION = "v1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Location:
+class Location(WrittenOut):
     """Where inside the asset the finding is. Every field is optional."""
 
     member: str | None = None
@@ -79,7 +80,7 @@ class Finding:
         return cls(
             rule=rule,
             asset=asset,
-            message=message.replace("\x00", "\\x00"),  # NUL from hostile input stays visible
+            message=visible(message),  # NUL and lone surrogates from hostile input, written out
             severity=rule.severity if severity is None else severity,
             confidence=confidence,
             location=loc,

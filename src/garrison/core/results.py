@@ -13,6 +13,7 @@ from garrison.core.assets import Asset
 from garrison.core.findings import Finding
 from garrison.core.rules import Rule
 from garrison.core.severity import Severity
+from garrison.core.text import WrittenOut
 
 #: Version of the JSON report schema (docs/report-schema.json). Bump the minor version for
 #: additions, the major version for anything a consumer could trip over.
@@ -35,7 +36,7 @@ class ExitCode(IntEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorRecord:
+class ErrorRecord(WrittenOut):
     """Something that could not be scanned, and why. Makes the run incomplete."""
 
     locator: str
@@ -47,7 +48,7 @@ class ErrorRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SkippedRecord:
+class SkippedRecord(WrittenOut):
     """Something deliberately not scanned (excluded, not applicable). Does not fail a run."""
 
     locator: str
@@ -57,7 +58,7 @@ class SkippedRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScanReport:
+class ScanReport(WrittenOut):
     """Everything one scan produced. Renderers are pure functions of this."""
 
     run_id: str

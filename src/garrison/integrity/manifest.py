@@ -34,6 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal, Protocol, cast
 
 from garrison.core.errors import InputError, MissingExtraError, UsageError
+from garrison.core.text import visible
 
 Algorithm = Literal["sha256", "blake3"]
 Mode = Literal["files", "shards"]
@@ -58,6 +59,7 @@ class ProblemKind(StrEnum):
     SPECIAL_FILE = "special-file"
     UNREADABLE = "unreadable"
     CHANGED_WHILE_HASHING = "changed-while-hashing"
+    NAME_NOT_UTF8 = "name-not-utf-8"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,6 +333,14 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _walk(
     root: str, real_root: str, patterns: Sequence[str], allow_symlinks: bool
 ) -> tuple[list[tuple[str, str, int]], list[Problem]]:
@@ -351,6 +361,15 @@ def _walk(
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if _ignored(rel, patterns):
+                continue
+            if not _is_utf8(entry.name):  # bytes Python decoded with surrogateescape
+                problems.append(
+                    Problem(
+                        path=visible(rel),
+                        kind=ProblemKind.NAME_NOT_UTF8,
+                        detail="name is not UTF-8, and a manifest holds names as UTF-8 text; rename it",
+                    )
+                )
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -431,7 +450,7 @@ def build_manifest(
     root = os.fspath(path)
     # An explicit root that is a link is followed (the caller chose it); links below it are not.
     real_root = os.path.realpath(root)
-    name = os.path.basename(os.path.abspath(root)) or os.path.basename(real_root)
+    name = visible(os.path.basename(os.path.abspath(root)) or os.path.basename(real_root))
     single = os.path.isfile(real_root)
     if os.path.isdir(real_root):
         files, problems = _walk(real_root, real_root, patterns, allow_symlinks)

@@ -20,7 +20,9 @@ from garrison.inventory.rules import (
     RULES,
 )
 
-_SEPARATORS = re.compile(r"[!/\\]")
+#: Nesting (``!``) and path separators; a backslash that starts an escape core.text wrote (``\xff``,
+#: ``\ud800``) is part of the name.
+_SEPARATORS = re.compile(r"[!/]|\\(?!x[0-9a-f]{2}|u[0-9a-f]{4})")
 
 
 def _file_name(target: FileTarget) -> str:

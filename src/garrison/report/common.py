@@ -231,14 +231,32 @@ def asset_uri(asset: Asset) -> tuple[str, bool]:
     locator = asset.locator
     if asset.kind is AssetKind.ENDPOINT or _URI_SCHEME_RE.match(locator):
         return locator, False
-    path = locator.replace("\\", "/")
+    # what core.text wrote out goes back to bytes (a file name's byte 0xff is %FF in a URI); any other
+    # backslash separates a Windows path
+    parts = _WRITTEN_OUT.split(locator)
+    parts[::2] = [part.replace("\\", "/") for part in parts[::2]]
+    path = "".join(parts)
     if re.match(r"^[A-Za-z]:/", path):  # a Windows drive path
-        return "file:///" + quote(path, safe="/:"), False
+        return "file:///" + _quote(parts, "/:"), False
     if path.startswith("/"):
-        return "file://" + quote(path, safe="/"), False
-    while path.startswith("./"):
-        path = path[2:]
-    return quote(path, safe="/"), True
+        return "file://" + _quote(parts, "/"), False
+    while parts[0].startswith("./"):
+        parts[0] = parts[0][2:]
+    return _quote(parts, "/"), True
+
+
+#: The escapes :func:`garrison.core.text.visible` writes: a non-UTF-8 byte or NUL, a lone surrogate.
+_WRITTEN_OUT = re.compile(r"(\\x(?:[89a-f][0-9a-f]|00)|\\ud[89a-f][0-9a-f]{2})")
+
+
+def _quote(parts: list[str], safe: str) -> str:
+    """Percent-encode text and escapes alternately (``split`` with a group): ``\\xff`` becomes ``%FF``."""
+    return "".join(
+        quote(part, safe=safe)
+        if i % 2 == 0
+        else (f"%{part[2:].upper()}" if part[1] == "x" else quote(part, safe=""))
+        for i, part in enumerate(parts)
+    )
 
 
 def is_web_url(url: str | None) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from garrison.core.severity import Severity
+from garrison.core.text import visible
 from garrison.supplychain.safeload.errors import LoadRefusedError
 from garrison.supplychain.safeload.unpickler import Gate
 
@@ -44,7 +45,7 @@ def check_scan(label: str, target: Path, report: ScanReport, digest: str, gate: 
             findings=[f for f in report.findings if f.severity >= REFUSE_AT],
             hint="a file that cannot be scanned completely is not loaded",
         )
-    own = [a for a in report.assets if a.locator == target.name]
+    own = [a for a in report.assets if a.locator == visible(target.name)]  # as Asset writes it
     if len(own) != 1 or own[0].format is None:
         reasons = "; ".join(s.reason for s in report.skipped) or "it is not in the scan report"
         raise LoadRefusedError(label, f"the file was not scanned: {reasons}")
