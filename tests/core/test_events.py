@@ -72,3 +72,21 @@ def test_events_reject_nul_in_actor_and_subject() -> None:
         Event(type="key.created", actor="a\x00b")
     with pytest.raises(InputError, match="NUL"):
         Event(type="key.created", actor="a", subject="x\x00")
+
+
+def test_lone_surrogates_are_written_out_so_the_event_can_be_hashed() -> None:
+    name = "model\udcff.pkl"  # a file name that is not UTF-8, as Python hands it over
+    data = {"path": name, "files": [name, "ok"], "nested": {name: 1}, "plain": "é"}
+    event = Event(type="signature.verified", actor="garrison", subject=name, data=data)
+    assert event.subject == "model\\xff.pkl"
+    assert event.data == {
+        "path": "model\\xff.pkl",
+        "files": ["model\\xff.pkl", "ok"],
+        "nested": {"model\\xff.pkl": 1},
+        "plain": "é",
+    }
+    assert data["path"] == name  # the caller's mapping is left alone
+    records = link([event])
+    assert verify_chain(records, ChainHead(seq=1, hash=records[0].hash)).first is None
+    plain = {"a": "b"}
+    assert Event(type="scan.completed", actor="g", data=plain).data is plain
