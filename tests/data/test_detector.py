@@ -106,6 +106,7 @@ def test_malformed_rows_are_a_finding_and_the_rest_is_scanned(tmp_path: Path) ->
     by_rule = {f.rule.id: f for f in report.findings}
     assert "GAR-DATA-101" in by_rule
     assert "row 10" in by_rule["GAR-DATA-101"].message
+    assert "row 10: row 10" not in by_rule["GAR-DATA-101"].message  # each problem names its row once
     assert by_rule["GAR-PII-001"].location.column == "email"
 
 

@@ -106,6 +106,21 @@ def test_disguised_pickle_is_high_and_says_why(tmp_path: Path) -> None:
     assert (evidence.actual, evidence.expected) == ("pickle", "safetensors")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "phrase"),
+    [
+        ("random.safetensors", gen.BINARY, "is an unknown binary file"),
+        ("empty.safetensors", b"", "is an empty file"),
+        ("data.csv", gen.JSON_TEXT, "is a JSON file"),
+    ],
+)
+def test_messages_use_the_right_article(name: str, content: bytes, phrase: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    (finding,) = scan(path)
+    assert phrase in finding.message
+
+
 def test_malformed_finding_carries_a_byte_range(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"\xff\xff\x00\x00\x00\x00\x00\x00{}")

@@ -145,7 +145,8 @@ class PersonalDataDetector(FileDetector):
 
     def _problems(self, target: FileTarget, profile: DataProfile) -> Finding:
         shown = "; ".join(
-            (f"row {p.row:,}: " if p.row is not None else "") + p.message for p in profile.problems[:5]
+            p.message
+            for p in profile.problems[:5]  # each message names its row (or file) itself
         )
         more = f" (first {min(5, profile.problem_count)} shown)" if profile.problem_count > 5 else ""
         first = next((p.row for p in profile.problems if p.row is not None), None)

@@ -129,7 +129,8 @@ def validation_findings(result: ValidationResult, asset: Asset) -> list[Finding]
     findings += [_violation(asset, result, item) for item in result.violations]
     if result.read_problem_count:
         shown = "; ".join(
-            (f"row {p.row:,}: " if p.row is not None else "") + p.message for p in result.read_problems[:5]
+            p.message
+            for p in result.read_problems[:5]  # each message names its row (or file) itself
         )
         first = next((p.row for p in result.read_problems if p.row is not None), None)
         findings.append(

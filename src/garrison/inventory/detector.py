@@ -30,6 +30,12 @@ def _file_name(target: FileTarget) -> str:
     return _SEPARATORS.split(target.asset.locator)[-1] or target.path.name
 
 
+def _a(label: str) -> str:
+    """``label`` with its indefinite article: an ONNX model, an HDF5, an unknown binary, a CSV."""
+    vowel = label[:1].lower() in "aeiou" or label.startswith(("HDF", "LZ4", "xz"))
+    return f"{'an' if vowel else 'a'} {label}"
+
+
 def _extension(name: str) -> str:
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name.lstrip(".") else "(none)"
 
@@ -82,7 +88,7 @@ class FileInventory(FileDetector):
             yield self._finding(
                 CODE_EXECUTING_FORMAT,
                 target,
-                f"{name} is a {info.label} file; loading it the usual way can run code.{lam}",
+                f"{name} is {_a(info.label)} file; loading it the usual way can run code.{lam}",
                 (observed,),
             )
 
@@ -94,7 +100,7 @@ class FileInventory(FileDetector):
                 yield self._finding(
                     DISGUISED_CODE_EXECUTING_FILE,
                     target,
-                    f"{name} is a {info.label} file, which runs code when loaded, but its {ext} "
+                    f"{name} is {_a(info.label)} file, which runs code when loaded, but its {ext} "
                     f"extension promises {_promise(promised)}, which cannot.",
                     (evidence,),
                 )
@@ -102,7 +108,8 @@ class FileInventory(FileDetector):
                 yield self._finding(
                     EXTENSION_CONTENT_MISMATCH,
                     target,
-                    f"{name} is a {info.label} file, but its {ext} extension promises {_promise(promised)}.",
+                    f"{name} is {_a(info.label)} file, but its {ext} extension promises "
+                    f"{_promise(promised)}.",
                     (evidence,),
                 )
 
