@@ -131,6 +131,31 @@ def test_bom_is_dropped(tmp_path: Path) -> None:
     assert text_rows == [(1, ("hello",))]
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_utf16_with_a_bom_reads_like_utf8(tmp_path: Path, codec: str, gz: bool) -> None:
+    # what spreadsheets export as "Unicode text"; long enough to cross the transcoder's 64 KiB chunks,
+    # with characters outside the BMP (surrogate pairs in UTF-16) on every row
+    text = "id\tname\tnote\n" + "".join(f"{i}\tZoë {i}\tcafé 😀 Köln {'x' * (i % 50)}\n" for i in range(3000))
+    utf8 = write(tmp_path, "u8.tsv", text.encode("utf-8"))
+    data = ("" if codec == "utf-16" else "\ufeff").encode(codec) + text.encode(codec)
+    utf16 = write(tmp_path, "u16.tsv.gz" if gz else "u16.tsv", gzip.compress(data) if gz else data)
+    assert detect_kind(utf16) == detect_kind(utf8) == "tsv"
+    columns, rows, problems = read(utf16, batch_rows=700)
+    assert (columns, rows) == read(utf8, batch_rows=700)[:2]
+    assert len(rows) == 3000
+    assert problems == []
+
+
+def test_utf16_is_identified_as_text_by_content(tmp_path: Path) -> None:
+    from garrison.formats.identify import identify
+
+    body = "email,phone\njane@example.com,+1 415 555 2671\n".encode("utf-16")
+    path = write(tmp_path, "export.dat", body)
+    assert identify(path, body, len(body)).format == "csv"
+    assert identify(path, b"\xff\xfe\x00\x00" + body[2:], len(body) + 2).format == "unknown"  # UTF-32
+
+
 def test_explicit_encoding(tmp_path: Path) -> None:
     path = write(tmp_path, "l.txt", "café\n".encode("latin-1"))
     _, rows, problems = read(path, kind="text", encoding="latin-1")

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import IO, cast
 
 from garrison.core.errors import InputError, UnsupportedFormatError, UsageError
-from garrison.data.readers_common import BOM, Batch, ReadProblem, check_encoding, decode_line
+from garrison.data.readers_common import BOM, Batch, ReadProblem, Utf8FromUtf16, check_encoding, decode_line
 from garrison.data.readers_csv import iter_csv, sniff_dialect
 from garrison.data.readers_images import is_image_folder, iter_image_batches, sniff_image
 from garrison.data.readers_jsonl import iter_jsonl, iter_text
+from garrison.formats.text import decode_utf16, is_utf16
 
 __all__ = ["KINDS", "Batch", "ReadProblem", "detect_kind", "iter_batches"]
 
@@ -53,13 +54,23 @@ def _read_head(path: Path) -> tuple[bytes, int, bool]:
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if not head.startswith(_GZIP_MAGIC):
-        return head, size, False
+        utf8 = _as_utf8(head, size)
+        # a whole UTF-16 file read as UTF-8 is as long as its UTF-8 (what "whole" is judged by)
+        return utf8, (len(utf8) if utf8 is not head and len(head) >= size else size), False
     inflater = zlib.decompressobj(wbits=31)
     try:
         inner = inflater.decompress(head, _HEAD)
     except zlib.error as exc:
         raise InputError(f"{path}: gzip stream is corrupt: {exc}") from None
-    return inner, size, True
+    return _as_utf8(inner, None), size, True
+
+
+def _as_utf8(head: bytes, size: int | None) -> bytes:
+    """A UTF-16 head (BOM first) as the UTF-8 bytes the readers will see (:func:`_open`)."""
+    if not is_utf16(head):
+        return head
+    text = decode_utf16(head, whole=size is not None and len(head) >= size)
+    return head if text is None else text.encode("utf-8")
 
 
 def _classify_text(head: bytes, path: Path) -> str:
@@ -157,11 +168,18 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
         buffered = io.BufferedReader(raw, 1 << 20)
         if buffered.peek(2)[:2] == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=buffered, mode="rb") as stream:
-                yield cast(IO[bytes], stream), raw.tell
+                inner = cast(IO[bytes], stream)
+                yield (_utf8_stream(inner) if is_utf16(stream.peek(4)[:4]) else inner), raw.tell
+        elif is_utf16(buffered.peek(4)[:4]):
+            yield _utf8_stream(buffered), raw.tell
         else:
             yield buffered, buffered.tell
     finally:
         raw.close()
+
+
+def _utf8_stream(stream: IO[bytes]) -> IO[bytes]:
+    return cast(IO[bytes], io.BufferedReader(Utf8FromUtf16(stream), 1 << 20))
 
 
 def iter_batches(

@@ -4,12 +4,15 @@ Text formats (CSV, TSV, JSON Lines, plain text) are read as raw bytes, one line 
 ``readline`` bounded by ``max_line_bytes``: a line longer than that is never held in memory whole;
 its remaining bytes are read in bounded chunks and thrown away. Each line is decoded on its own, so a
 file that mixes UTF-8 and cp1252 lines (a common result of concatenating exports) is read line by line
-with a problem for each line that was not UTF-8.
+with a problem for each line that was not UTF-8. A file that starts with a UTF-16 byte-order mark
+(what spreadsheets export as "Unicode text") is transcoded to UTF-8 on the fly by
+:class:`Utf8FromUtf16` first; byte offsets in its problems then count the UTF-8 bytes.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 from dataclasses import dataclass
 from typing import IO, NamedTuple
 
@@ -17,6 +20,37 @@ from garrison.core.errors import UsageError
 
 BOM = b"\xef\xbb\xbf"
 """The UTF-8 byte order mark, dropped from the start of a file."""
+
+
+class Utf8FromUtf16(io.RawIOBase):
+    """A UTF-16 byte stream (BOM first) read as UTF-8, decoded in 64 KiB chunks: memory stays bounded.
+
+    Wrap it in :class:`io.BufferedReader` for ``readline``. Code units that are not UTF-16 (a lone
+    surrogate, an odd last byte) become U+FFFD.
+    """
+
+    def __init__(self, source: IO[bytes]) -> None:
+        super().__init__()
+        self._source = source
+        self._decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
+        self._pending = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        """Always: this is an input stream."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Fill ``buffer`` with the next UTF-8 bytes; 0 at the end."""
+        while not self._pending and not self._eof:
+            chunk = self._source.read(1 << 16)
+            self._eof = not chunk
+            text = self._decoder.decode(chunk, final=self._eof)
+            self._pending = memoryview(text.encode("utf-8"))
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +107,8 @@ def check_encoding(encoding: str | None) -> str | None:
     if name.startswith(("utf-16", "utf-32")):
         raise UsageError(
             f"encoding {encoding!r} is not supported for streaming",
-            hint="convert the file to UTF-8 first, for example with iconv",
+            hint="a file that starts with a UTF-16 byte-order mark is read without --encoding; "
+            "convert any other to UTF-8 first, for example with iconv",
         )
     return name
 

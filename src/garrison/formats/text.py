@@ -19,8 +19,33 @@ _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _CONTROL_ALLOWED = frozenset("\t\n\r\f\v")
 
 
+#: Byte-order marks of UTF-16 (spreadsheets export "Unicode text" so); UTF-32's starts like the LE one.
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def is_utf16(head: bytes) -> bool:
+    """Whether ``head`` starts with a UTF-16 byte-order mark (and not UTF-32's)."""
+    return head.startswith(UTF16_BOMS) and not head.startswith(b"\xff\xfe\x00\x00")
+
+
+def decode_utf16(head: bytes, whole: bool) -> str | None:
+    """``head`` (starting with a UTF-16 BOM) as text without the BOM, or ``None`` when it is not
+    UTF-16; a code unit or surrogate pair cut by the end of a partial head is dropped."""
+    if not whole:
+        head = head[: len(head) - len(head) % 2]
+    try:
+        return head.decode("utf-16")
+    except UnicodeDecodeError as exc:
+        if whole or exc.start < len(head) - 4:
+            return None
+        return head[: exc.start].decode("utf-16", errors="replace")
+
+
 def _decode(head: bytes, whole: bool) -> str | None:
-    """The head as UTF-8 text, or ``None`` when it is binary."""
+    """The head as text (UTF-8, cp1252, or UTF-16 with its BOM), or ``None`` when it is binary."""
+    if is_utf16(head):
+        utf16 = decode_utf16(head, whole)
+        return None if utf16 is None or "\x00" in utf16 else _text_or_none(utf16)
     if b"\x00" in head:
         return None
     try:
@@ -33,7 +58,10 @@ def _decode(head: bytes, whole: bool) -> str | None:
                 text = head.decode("cp1252")
             except UnicodeDecodeError:
                 return None
-    text = text.removeprefix("\ufeff")
+    return _text_or_none(text.removeprefix("\ufeff"))
+
+
+def _text_or_none(text: str) -> str | None:
     controls = sum(1 for ch in text if (ord(ch) < 32 and ch not in _CONTROL_ALLOWED) or ord(ch) == 127)
     if controls > len(text) // 100:
         return None
@@ -101,4 +129,4 @@ def sniff_text(src: Source) -> Identification | None:
     found = _csv(lines)
     if found is not None:
         return found
-    return Identification(format="text", details=(("encoding", "utf-8"),))
+    return Identification(format="text", details=(("encoding", "utf-16" if is_utf16(src.head) else "utf-8"),))
