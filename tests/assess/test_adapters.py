@@ -132,6 +132,19 @@ def test_module_that_views_its_input_keeps_the_default_layout() -> None:
     assert not mlp_model._channels_last
 
 
+def test_torch_labels_must_be_class_indices_and_shapes_must_fit(mlp: Any, digits: Any) -> None:
+    model = as_model(mlp)
+    np.testing.assert_array_equal(model.label_indices(np.array([1.0, 3.0])), [1, 3])
+    for bad in (np.array([1.5]), np.array(["a"]), np.array([np.nan]), np.array([-1])):
+        with pytest.raises(InputError, match="class indices"):
+            model.label_indices(bad)
+    with pytest.raises(InputError, match=r"failed on inputs of shape \(2, 5\)"):
+        model.scores(np.zeros((2, 5), np.float32))
+    x = digits[2][:4]
+    with pytest.raises(InputError, match="label 12 is not a class"):
+        model.gradient(x, np.full(4, 12))
+
+
 def test_logistic_regression_converted_exactly(logreg: Any, digits: Any) -> None:
     model = SklearnModel(logreg)
     x = digits[2]

@@ -267,6 +267,26 @@ def test_unknown_assessment_and_bad_budgets_are_usage_errors(
     assert "--queries" in empty.err
 
 
+@pytest.mark.parametrize(
+    ("x", "y", "code", "message"),
+    [
+        (np.zeros((20, 3), np.float32), np.zeros(20, np.int64), 3, "failed on inputs of shape"),
+        (np.full((20, 64), np.nan, np.float32), np.zeros(20, np.int64), 3, "NaN or infinite"),
+        (np.zeros((20, 64), np.float32), np.array(["a"] * 20), 2, "class indices"),
+        (np.zeros((20, 64), np.float32), np.full(20, 15), 3, "label 15 is not a class"),
+    ],
+    ids=["wrong-shape", "nan", "text-labels", "label-out-of-range"],
+)
+def test_data_that_does_not_fit_the_model_is_a_clear_error(
+    cli: Callable[..., Any], files: dict[str, Path], x: np.ndarray, y: np.ndarray, code: int, message: str
+) -> None:
+    np.savez("bad.npz", x=x, y=y)
+    res = run(cli, "--model", str(files["mlp"]), "--data", "bad.npz", "--methods", "fgsm")
+    assert res.code == code, res.err
+    assert message in res.err
+    assert "internal error" not in res.err
+
+
 class _Payload:
     """Pickles to a call of os.system; written to disk only, never loaded."""
 

@@ -133,8 +133,22 @@ class ModelAdapter(ABC):
         """
 
     def label_indices(self, y: Any) -> np.ndarray:
-        """Class indices 0..C-1 for the labels ``y`` (a torch module's labels already are)."""
-        return to_numpy(y).astype(np.int64).reshape(-1)
+        """Class indices 0..C-1 for the labels ``y`` (a torch module's labels already are); labels
+        that are not whole non-negative numbers are an :class:`InputError`."""
+        labels = to_numpy(y).reshape(-1)
+        if labels.dtype.kind not in "iub":
+            whole = labels.dtype.kind == "f" and bool(
+                np.all(np.isfinite(labels) & (labels == np.round(labels)))
+            )
+            if not whole:
+                raise InputError(
+                    f"labels for {self.name} must be class indices (whole numbers 0..C-1), "
+                    f"got {labels.dtype} values such as {labels[:3].tolist()!r}"
+                )
+        out = labels.astype(np.int64)
+        if len(out) and out.min() < 0:
+            raise InputError(f"labels for {self.name} must be class indices 0..C-1, got {int(out.min())}")
+        return out
 
     def predict(self, x: Any) -> np.ndarray:
         """Predicted class indices, shape (N,)."""
@@ -189,6 +203,10 @@ class ModelAdapter(ABC):
             xb = xt[s].clone().float().requires_grad_(True)
             z = self.torch_scores(xb)
             yb = yt[s].to(z.device)
+            if len(yb) and int(yb.max()) >= z.shape[1]:
+                raise InputError(
+                    f"label {int(yb.max())} is not a class of {self.name}, which has {z.shape[1]}"
+                )
             if loss == "ce":
                 value = torch.nn.functional.cross_entropy(z, yb, reduction="sum")
             else:
@@ -240,16 +258,29 @@ class TorchModel(ModelAdapter):
             x = x.to(memory_format=th.channels_last)
             hooks = [m.register_forward_hook(_channels_last_grad_hook) for m in self._pools]
             try:
-                out: torch.Tensor = self.module(x)
+                out: torch.Tensor = self._call(x)
             finally:
                 for h in hooks:
                     h.remove()
         else:
-            out = self.module(x)
+            out = self._call(x)
         if out.ndim != 2:
             raise InputError(f"{self.name} returned an output of shape {tuple(out.shape)}; expected (N, C)")
         if out.shape[1] == 1:
             out = torch_cat_zero(out)
+        return out
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        """The module on ``x``; its own failure (inputs of the wrong shape or type) is an
+        :class:`InputError` naming the shape, not a traceback."""
+        try:
+            out: torch.Tensor = self.module(x)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise InputError(
+                f"{self.name} failed on inputs of shape {tuple(x.shape)}: {first}",
+                hint="check that the data has the shape and scale the model was trained on",
+            ) from None
         return out
 
     def _probe(self, x: torch.Tensor) -> None:

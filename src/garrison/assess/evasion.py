@@ -109,6 +109,11 @@ class _Prepared:
             infer_valid_range(xn) if valid_range is None else (float(valid_range[0]), float(valid_range[1]))
         )
         self.clean_correct = adapter.predict(xn) == yi
+        if len(yi) and int(yi.max()) >= adapter.n_classes:
+            raise InputError(
+                f"label {int(yi.max())} is not a class of {adapter.name}, which has {adapter.n_classes} "
+                f"(indices 0..{adapter.n_classes - 1})"
+            )
         self.batch_size = batch_size
 
 

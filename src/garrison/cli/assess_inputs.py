@@ -263,14 +263,34 @@ def load_data(path: Path, label: str | None, max_rows: int) -> tuple[np.ndarray,
             raise UsageError(f"{path}: {len(x)} inputs in 'x' but {len(y)} labels in 'y'")
         if not np.issubdtype(x.dtype, np.number):
             raise UsageError(f"{path}: 'x' must be numeric, not {x.dtype}")
-        return x.astype(np.float32), y.reshape(-1), []
+        labels = y.reshape(-1)
+        if labels.dtype.kind in "US":  # text labels stored as a NumPy string array
+            labels = labels.astype(str).astype(object)
+        return _finite(path, x.astype(np.float32)), labels, []
     if label is None:
         raise UsageError(f"{path}: name the label column with --label COLUMN (or pass an .npz with x and y)")
     from garrison.data.table_matrix import load_labelled_matrix
 
     table = load_labelled_matrix(path, label=label, max_rows=max_rows)
     texts = np.array(table.classes, dtype=object)[table.y]
-    return table.matrix.astype(np.float32), texts, list(table.notes)
+    return _finite(path, table.matrix.astype(np.float32)), texts, list(table.notes)
+
+
+def _finite(path: Path, x: np.ndarray) -> np.ndarray:
+    """``x``, or an :class:`InputError` naming the first row with NaN or an infinity (or a value
+    float32 cannot hold): attacks on such inputs would report numbers that mean nothing."""
+    import numpy as np
+
+    from garrison.core.errors import InputError
+
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, dtype=bool)
+    if bad.any():
+        raise InputError(
+            f"{path}: {int(bad.sum())} input row(s) hold NaN or infinite values "
+            f"(first: row {int(bad.argmax())}, counted from 0)",
+            hint="impute or drop them before the assessment",
+        )
+    return x
 
 
 def labels_for(model: Any, y: np.ndarray) -> np.ndarray:
